@@ -1,0 +1,178 @@
+"""`crmtier` command line: generate sample exports, run the Airflow DAG embedded, print summaries."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from crmtier.paths import DAGS_DIR, get_paths
+
+DAG_ID = "crm_pipeline"
+
+
+def airflow_env(landing: Path | None = None) -> dict[str, str]:
+    """Environment for an embedded Airflow: local SQLite metadata DB under var/airflow, our dags folder."""
+    paths = get_paths()
+    home = paths.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "CRMTIER_HOME": str(paths.home),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": os.environ.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(DAGS_DIR.parent), os.environ.get("PYTHONPATH")])),
+    }
+    env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
+    if landing is not None:
+        env["CRMTIER_LANDING"] = str(Path(landing).resolve())
+    return env
+
+
+def _airflow(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess:
+    exe = str(Path(sys.executable).with_name("airflow"))
+    return subprocess.run([exe, *args], env=env, **kw)
+
+
+def ensure_airflow_db(env: dict[str, str]) -> None:
+    marker = Path(env["AIRFLOW_HOME"]) / ".migrated"
+    if marker.exists() and env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        return
+    proc = _airflow(["db", "migrate"], env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    marker.touch()
+
+
+PROGRESS = re.compile(r"\[crmtier\] (.*?)(?:\s+\[[\w.]+\]\s+loc=\S+)?\s*$")
+TASK_STATE = re.compile(r"Marking task as (\w+)|task_id=(\w+).*?(?:state|outcome)=(\w+)")
+
+
+def run_dag(as_of: str, landing: Path | None = None, quiet: bool = False) -> int:
+    """Run the whole DAG for one as-of date in this process tree (`airflow dags test`), streaming progress."""
+    paths = get_paths()
+    env = airflow_env(landing)
+    ensure_airflow_db(env)
+    log_dir = paths.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"run-{as_of}.log"
+    started = time.monotonic()
+    if not quiet:
+        print(f"[crmtier] run {DAG_ID} as of {as_of}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
+              f"full log {log_file}", flush=True)
+    exe = str(Path(sys.executable).with_name("airflow"))
+    seen = set()
+    with log_file.open("w") as out:
+        proc = subprocess.Popen([exe, "dags", "test", DAG_ID, as_of], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            match = PROGRESS.search(line)
+            if match and not quiet:
+                message = match.group(1).strip()
+                if message not in seen:  # Airflow may echo a task's log line twice
+                    seen.add(message)
+                    print(f"  {message}", flush=True)
+        code = proc.wait()
+    failed = _failure_lines(log_file)
+    if code != 0 or failed:
+        print(f"[crmtier] run FAILED after {time.monotonic() - started:.0f}s; see {log_file}", file=sys.stderr)
+        for line in failed[:40]:
+            print(f"  {line}", file=sys.stderr)
+        return code or 1
+    if not quiet:
+        print(f"[crmtier] run succeeded in {time.monotonic() - started:.1f}s", flush=True)
+    return 0
+
+
+TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT")
+
+
+def _failure_lines(log_file: Path) -> list[str]:
+    """The failure messages of a run (a gate's message spans several lines), each once."""
+    lines: list[str] = []
+    capture = False
+    for line in log_file.read_text(errors="replace").splitlines():
+        match = PROGRESS.search(line)
+        if match and TIMESTAMPED.match(line):
+            capture = "FAILED" in line or " failed" in line
+            text = match.group(1).strip()
+        elif capture and line.strip() and not TIMESTAMPED.match(line) and "Traceback" not in line:
+            text = PROGRESS.sub(r"\1", line.strip()).strip()
+        else:
+            capture = capture and not TIMESTAMPED.match(line)
+            continue
+        if capture and text not in lines:
+            lines.append(text)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crmtier", description="CRM tiers and status pipeline (用户分级 / 用户状态)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write deterministic sample CRM exports")
+    gen.add_argument("--customers", type=int, default=2000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--out", type=Path, default=None, help="landing folder (default var/landing)")
+    gen.add_argument("--as-of", default="2026-11-01", help="last day covered by the exports")
+    gen.add_argument("--orders-per-customer", type=float, default=10.0)
+    gen.add_argument("--events-per-customer", type=float, default=20.0)
+    gen.add_argument("--source", default="generic", help="emit the layout of this CRM (generic, fxiaoke, zoho_crm, "
+                                                           "salesforce, hubspot)")
+
+    run = sub.add_parser("run", help="run the Airflow DAG for one as-of date (embedded, no server)")
+    run.add_argument("--landing", type=Path, default=None)
+    run.add_argument("--as-of", required=True, type=date.fromisoformat)
+
+    summ = sub.add_parser("summary", help="print tier and status counts of the published snapshot")
+    summ.add_argument("--snapshot", type=Path, default=None)
+
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        return _generate(args)
+    if args.command == "run":
+        return run_dag(args.as_of.isoformat(), args.landing)
+    if args.command == "summary":
+        from crmtier.pipeline import format_summary, summarize
+        print(format_summary(summarize(args.snapshot or get_paths().publish)))
+        return 0
+    return 2
+
+
+def _generate(args) -> int:
+    from crmtier import generate
+
+    out = (args.out or get_paths().landing).resolve()
+    started = time.monotonic()
+    kw = dict(seed=args.seed, as_of=args.as_of, orders_per_customer=args.orders_per_customer,
+              events_per_customer=args.events_per_customer)
+    if args.source == "generic":
+        written = generate.generate(out, args.customers, **kw)
+    else:
+        from crmtier.vendor import write_vendor_export
+        frames = generate.generate_frames(args.customers, **kw)
+        frames.pop("_bad_rows", None)
+        written = write_vendor_export({k: _to_pandas(v) for k, v in frames.items()}, out, args.source)
+    for entity, path in written.items():
+        print(f"[crmtier] wrote {entity}: {path}")
+    print(f"[crmtier] generated {args.customers:,d} customers in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def _to_pandas(frame):
+    return frame.to_pandas() if hasattr(frame, "to_pandas") else frame
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Landing folder -> raw tables in the DuckDB warehouse.
+
+Every file is one transaction: its valid rows go to `raw.<entity>`, its bad rows to
+`raw.quarantine` with a reason, and one row to `raw.load_log` with the counts, so that
+`rows_in = rows_loaded + rows_quarantined` can be checked by the raw gate.  A file is
+identified by the hash of its bytes: the same file delivered twice (even renamed) loads once.
+A file with a file-level problem is rejected whole and stays rejected on every run until it
+is removed or fixed, so the run keeps stopping at the raw gate with the reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from crmtier.layout import COLUMNS, ENTITIES, EVENT_TYPES, ORDER_STATUSES, REQUIRED
+
+log = logging.getLogger(__name__)
+
+DATA_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}
+META_DDL = """
+    _source varchar, _file_name varchar, _file_hash varchar, _row_number bigint,
+    _load_id varchar, _load_seq bigint, _exported_at timestamp, _extra varchar
+"""
+
+
+class FileRejected(Exception):
+    """A file-level problem: nothing of the file is loaded."""
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    entity: str
+    file_name: str
+    file_hash: str
+    load_id: str
+    status: str  # loaded | duplicate_file | rejected
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    files: list[FileOutcome] = field(default_factory=list)
+
+    @property
+    def load_ids(self) -> list[str]:
+        return [f.load_id for f in self.files if f.status in ("loaded", "rejected")]
+
+    def summary(self) -> str:
+        if not self.files:
+            return "no new files in the landing folder"
+        lines = [f"{f.status:14s} {f.source}/{f.entity}/{f.file_name}: in={f.rows_in} "
+                 f"loaded={f.rows_loaded} quarantined={f.rows_quarantined} {f.message}".rstrip()
+                 for f in self.files]
+        return "\n".join(lines)
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists raw")
+    for entity, cols in COLUMNS.items():
+        col_ddl = ", ".join(f"{c} varchar" for c in cols)
+        con.execute(f"create table if not exists raw.{entity} ({col_ddl}, {META_DDL})")
+    con.execute("""
+        create table if not exists raw.quarantine (
+            _load_id varchar, _source varchar, entity varchar, _file_name varchar,
+            _row_number bigint, reason varchar, raw_values varchar)""")
+    con.execute("""
+        create table if not exists raw.load_log (
+            load_id varchar primary key, load_seq bigint, source varchar, entity varchar,
+            file_name varchar, file_hash varchar, exported_at timestamp, rows_in bigint,
+            rows_loaded bigint, rows_quarantined bigint, status varchar, message varchar,
+            extra_columns varchar)""")
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discover(landing: Path) -> list[tuple[str, str, Path]]:
+    """(source, entity, path) for every data file, entities in dependency order."""
+    found = []
+    for entity in ENTITIES:
+        for path in sorted(landing.glob(f"*/{entity}/*")):
+            if path.is_file() and path.suffix.lower() in DATA_SUFFIXES and not path.name.startswith("."):
+                found.append((path.parent.parent.name, entity, path))
+    return found
+
+
+def ingest_landing(db_path: str | Path, landing: str | Path) -> IngestReport:
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing folder {landing} does not exist")
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    report = IngestReport()
+    con = duckdb.connect(str(db_path))
+    try:
+        ensure_raw_schema(con)
+        loaded = {row[0]: row[1] for row in con.execute(
+            "select file_hash, file_name from raw.load_log where status = 'loaded'").fetchall()}
+        seen_this_run: set[str] = set()
+        for source, entity, path in discover(landing):
+            digest = file_hash(path)
+            load_id = f"{source}-{entity}-{digest[:16]}"
+            if digest in loaded or digest in seen_this_run:
+                original = loaded.get(digest)
+                if original is not None and original == path.name:
+                    continue  # an old file still in the landing folder: nothing new
+                outcome = FileOutcome(source, entity, path.name, digest, load_id, "duplicate_file",
+                                      message=f"same bytes as already loaded {original or 'file'}; skipped")
+                _log_duplicate(con, outcome)
+                report.files.append(outcome)
+                continue
+            seen_this_run.add(digest)
+            outcome = _load_file(con, source, entity, path, digest, load_id)
+            report.files.append(outcome)
+            log.info("%s %s/%s/%s in=%d loaded=%d quarantined=%d %s", outcome.status, source, entity,
+                     path.name, outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined, outcome.message)
+    finally:
+        con.close()
+    return report
+
+
+def _log_duplicate(con, outcome: FileOutcome) -> None:
+    dup_id = f"{outcome.load_id}-dup-{hashlib.sha1(outcome.file_name.encode()).hexdigest()[:8]}"
+    outcome.load_id = dup_id
+    con.execute("delete from raw.load_log where load_id = ?", [dup_id])
+    con.execute("""insert into raw.load_log values (?, (select coalesce(max(load_seq), 0) + 1 from raw.load_log),
+                   ?, ?, ?, ?, null, 0, 0, 0, 'duplicate_file', ?, null)""",
+                [dup_id, outcome.source, outcome.entity, outcome.file_name, outcome.file_hash, outcome.message])
+
+
+def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: str) -> FileOutcome:
+    outcome = FileOutcome(source, entity, path.name, digest, load_id, "loaded")
+    exported_at = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None)
+    con.execute("begin transaction")
+    try:
+        # A rejected file is retried on every run (it may have been fixed in place).
+        con.execute("delete from raw.load_log where load_id = ?", [load_id])
+        con.execute("drop table if exists _incoming")
+        con.execute("drop table if exists _vendor_quarantine")
+        if source == "generic" and path.suffix.lower() == ".csv":
+            extra = _stage_generic_csv(con, entity, path)
+        else:
+            extra = _stage_vendor_file(con, source, entity, path)
+        rows_in, loaded, quarantined = _split_valid(con, entity, source, path.name, digest, load_id,
+                                                    exported_at)
+        outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined = rows_in, loaded, quarantined
+        if extra:
+            outcome.message = f"extra columns kept in _extra: {', '.join(extra)}"
+        _insert_log(con, outcome, exported_at, extra)
+        con.execute("commit")
+    except FileRejected as exc:
+        con.execute("rollback")
+        outcome.status, outcome.message = "rejected", str(exc)
+        outcome.rows_in = outcome.rows_loaded = outcome.rows_quarantined = 0
+        con.execute("begin transaction")
+        con.execute("delete from raw.load_log where load_id = ?", [load_id])
+        _insert_log(con, outcome, exported_at, [])
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return outcome
+
+
+def _insert_log(con, outcome: FileOutcome, exported_at, extra: list[str]) -> None:
+    con.execute("""insert into raw.load_log values (?, (select coalesce(max(load_seq), 0) + 1 from raw.load_log),
+                   ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [outcome.load_id, outcome.source, outcome.entity, outcome.file_name, outcome.file_hash,
+                 exported_at, outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined,
+                 outcome.status, outcome.message, json.dumps(extra) if extra else None])
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # The 64 KiB cut may split a character: only the last 3 bytes may fail.
+        if exc.start < len(head) - 3:
+            raise FileRejected(f"{path.name}: the generic layout must be UTF-8 (byte {exc.start} is not); "
+                               "put the file under a vendor source folder to have its encoding detected") from exc
+        text = head[:exc.start].decode("utf-8-sig")
+    first = text.splitlines()[0] if text.strip() else ""
+    return [h.strip().strip('"').strip() for h in first.split(",")] if first else []
+
+
+def _check_truncated(path: Path) -> None:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - (1 << 16)))
+        tail = fh.read()
+    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    if last.count(b'"') % 2 == 1:
+        raise FileRejected(f"{path.name}: the last line has an unterminated quote (truncated file?): "
+                           f"{last[:80].decode('utf-8', 'replace')!r}")
+
+
+def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
+    """Read a generic-layout CSV with DuckDB into temp table `_incoming` (all text)."""
+    header = _read_header(path)
+    if not header or header == [""]:
+        raise FileRejected(f"{path.name}: empty file (no header) for generic/{entity}")
+    if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        raise FileRejected(f"{path.name}: one column only ({header[0][:60]!r}); the generic layout is "
+                           "comma-separated")
+    missing = [c for c in REQUIRED[entity] if c not in header]
+    if missing:
+        raise FileRejected(f"{path.name}: required column(s) {', '.join(missing)} missing for generic/{entity}; "
+                           f"expected header: {', '.join(COLUMNS[entity])}")
+    if len(set(header)) != len(header):
+        raise FileRejected(f"{path.name}: duplicate column names in header")
+    _check_truncated(path)
+    columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    con.execute(f"""
+        create temp table _parsed as
+        select row_number() over () as _seq, *
+        from read_csv({_sql_str(str(path))}, header = true, auto_detect = false, delim = ',',
+                      quote = '"', escape = '"', columns = {columns}, store_rejects = true,
+                      rejects_table = '_rejects', rejects_scan = '_rejects_scan')""")
+    rejects = con.execute("select line, error_type, csv_line from _rejects order by line").fetchall()
+    con.execute("drop table if exists _vendor_quarantine")
+    con.execute("create temp table _vendor_quarantine (_row_number bigint, reason varchar, raw_values varchar)")
+    present = [c for c in COLUMNS[entity] if c in header]
+    extra = [h for h in header if h not in COLUMNS[entity]]
+    select_cols = ", ".join(
+        [c if c in present else f"null::varchar as {c}" for c in COLUMNS[entity]])
+    extra_expr = (f"to_json(struct_pack({', '.join(f'{_quote_ident(h)} := {_quote_ident(h)}' for h in extra)}))"
+                  if extra else "null::varchar")
+    if rejects:
+        # Malformed lines were set aside by DuckDB: renumber the good rows by their real position.
+        reject_rows = sorted({int(line) - 1 for line, _, _ in rejects})
+        con.executemany("insert into _vendor_quarantine values (?, ?, ?)",
+                        [[int(line) - 1, f"malformed_line: {etype.lower()}", json.dumps({"line": csv_line})]
+                         for line, etype, csv_line in rejects])
+        total = con.execute("select count(*) from _parsed").fetchone()[0] + len(reject_rows)
+        con.execute("create temp table _rejected_rows (n bigint)")
+        con.executemany("insert into _rejected_rows values (?)", [[r] for r in reject_rows])
+        con.execute(f"""
+            create temp table _good_positions as
+            select row_number() over (order by n) as _seq, n as _row_number
+            from range(1, {total + 1}) t(n) anti join _rejected_rows using (n)""")
+        row_number = "_good_positions._row_number"
+        join = "join _good_positions using (_seq)"
+    else:
+        row_number, join = "_seq", ""
+    con.execute(f"""create temp table _incoming as
+                    select {row_number} as _row_number, {select_cols}, {extra_expr} as _extra
+                    from _parsed {join}""")
+    for table in ("_parsed", "_rejects", "_rejects_scan", "_rejected_rows", "_good_positions"):
+        con.execute(f"drop table if exists {table}")
+    return extra
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
+    """Normalise a vendor export in Python (mapping YAML), then stage it like a generic file."""
+    from crmtier import vendor  # heavy (pandas, calamine): only when a vendor file arrives
+
+    lookup = None
+    if entity == "orders":
+        lookup = con.execute("""select customer_id, name, phone from raw.customers
+                                where _source = ?""", [source]).df()
+    try:
+        normalized = vendor.normalize_file(path, source, entity, customers_lookup=lookup)
+    except vendor.FileRejected as exc:
+        raise FileRejected(str(exc)) from exc
+    frame = normalized.rows
+    for col in COLUMNS[entity]:
+        if col not in frame.columns:
+            frame[col] = None
+    frame = frame[["_row_number", *COLUMNS[entity], "_extra"]]
+    con.register("_vendor_rows", frame)
+    casts = ", ".join(f"cast({c} as varchar) as {c}" for c in COLUMNS[entity])
+    con.execute(f"""create temp table _incoming as
+                    select cast(_row_number as bigint) as _row_number, {casts}, cast(_extra as varchar) as _extra
+                    from _vendor_rows""")
+    con.unregister("_vendor_rows")
+    quarantined = normalized.quarantined[["_row_number", "reason", "raw_values"]]
+    con.register("_vq", quarantined)
+    con.execute("""create temp table _vendor_quarantine as
+                   select cast(_row_number as bigint) as _row_number, cast(reason as varchar) as reason,
+                          cast(raw_values as varchar) as raw_values from _vq""")
+    con.unregister("_vq")
+    return list(normalized.extra_columns)
+
+
+def _reason_sql(entity: str) -> str:
+    """First failing rule of a row as `code: detail`, or null for a valid row."""
+    def blank(col: str) -> str:
+        return f"nullif(trim({col}), '') is null"
+
+    statuses = ", ".join(_sql_str(s) for s in ORDER_STATUSES)
+    event_types = ", ".join(_sql_str(s) for s in EVENT_TYPES)
+    key = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}[entity]
+    rules = []
+    if entity == "events":
+        rules.append((f"{blank('customer_id')}", "'missing_id: customer_id'"))
+    else:
+        rules.append((blank(key), f"'missing_id: {key}'"))
+    if entity == "customers":
+        rules += [(f"try_cast(created_at as timestamp) is null",
+                   "'unparseable_timestamp: created_at=' || coalesce(created_at, '')")]
+    if entity == "orders":
+        rules += [(blank("customer_id"), "'missing_id: customer_id'"),
+                  ("try_cast(order_time as timestamp) is null",
+                   "'unparseable_timestamp: order_time=' || coalesce(order_time, '')"),
+                  ("try_cast(amount as decimal(18, 2)) is null",
+                   "'non_numeric_amount: amount=' || coalesce(amount, '')"),
+                  ("try_cast(amount as decimal(18, 2)) < 0", "'negative_amount: amount=' || amount"),
+                  (f"coalesce(lower(trim(status)), '') not in ({statuses})",
+                   "'unknown_status: ' || coalesce(status, '')"),
+                  ("currency is not null and trim(currency) <> '' and not regexp_full_match(trim(currency), '[A-Za-z]{3}')",
+                   "'unknown_currency: ' || currency")]
+    if entity == "events":
+        rules += [("try_cast(event_time as timestamp) is null",
+                   "'unparseable_timestamp: event_time=' || coalesce(event_time, '')"),
+                  (f"coalesce(lower(trim(event_type)), '') not in ({event_types})",
+                   "'unknown_event_type: ' || coalesce(event_type, '')")]
+    dup_key = key
+    rules.append((f"_dup_rank > 1 and not ({blank(dup_key)})", f"'duplicate_id_in_file: ' || {dup_key}"))
+    whens = "\n".join(f"when {cond} then {reason}" for cond, reason in rules)
+    return f"case {whens} else null end"
+
+
+def _split_valid(con, entity: str, source: str, file_name: str, digest: str, load_id: str,
+                 exported_at) -> tuple[int, int, int]:
+    key = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}[entity]
+    cols = ", ".join(COLUMNS[entity])
+    con.execute(f"""
+        create or replace temp table _checked as
+        select *, {_reason_sql(entity)} as _reason
+        from (select *, row_number() over (partition by nullif(trim({key}), '') order by _row_number) as _dup_rank
+              from _incoming)""")
+    meta = [source, file_name, digest, load_id, exported_at]
+    con.execute(f"""
+        insert into raw.{entity}
+        select {cols}, ?, ?, ?, _row_number, ?,
+               (select coalesce(max(load_seq), 0) + 1 from raw.load_log), ?, _extra
+        from _checked where _reason is null""", meta)
+    con.execute(f"""
+        insert into raw.quarantine
+        select ?, ?, ?, ?, _row_number, _reason, to_json(struct_pack({', '.join(f'{c} := {c}' for c in COLUMNS[entity])}))
+        from _checked where _reason is not null""", [load_id, source, entity, file_name])
+    con.execute("insert into raw.quarantine select ?, ?, ?, ?, _row_number, reason, raw_values from _vendor_quarantine",
+                [load_id, source, entity, file_name])
+    loaded, bad = con.execute(
+        "select count(*) filter (where _reason is null), count(*) filter (where _reason is not null) from _checked"
+    ).fetchone()
+    vendor_bad = con.execute("select count(*) from _vendor_quarantine").fetchone()[0]
+    for table in ("_checked", "_incoming", "_vendor_quarantine"):
+        con.execute(f"drop table if exists {table}")
+    if loaded + bad + vendor_bad == 0:
+        raise FileRejected(f"{file_name}: empty file (header only, no data rows) for {source}/{entity}")
+    return loaded + bad + vendor_bad, loaded, bad + vendor_bad

@@ -1,0 +1,28 @@
+"""The canonical ("generic") export layout every source is normalised to, and its vocabularies."""
+from __future__ import annotations
+
+ENTITIES = ("customers", "orders", "events")
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "name", "gender", "birth_date", "phone", "email",
+                  "occupation", "income", "province", "city", "created_at"),
+    "orders": ("order_id", "customer_id", "order_time", "amount", "currency", "status"),
+    "events": ("event_id", "customer_id", "event_time", "event_type", "channel"),
+}
+
+# Columns a file must have; a file missing one is rejected whole.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "created_at"),
+    "orders": ("order_id", "customer_id", "order_time", "amount", "status"),
+    "events": ("customer_id", "event_time", "event_type"),
+}
+
+BUSINESS_KEY = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}
+
+ORDER_STATUSES = ("paid", "refunded", "cancelled")
+EVENT_TYPES = ("web_visit", "page_view", "login", "email_open", "email_click",
+               "campaign_join", "social_interaction", "support_ticket")
+
+# Metadata columns ingest adds to every raw row.
+META_COLUMNS = ("_source", "_file_name", "_file_hash", "_row_number", "_load_id", "_load_seq",
+                "_exported_at", "_extra")

@@ -1,0 +1,142 @@
+"""The pipeline's stages as plain functions: Airflow tasks call these, tests call them directly.
+
+ingest -> gate raw -> dbt staging -> gate staging -> dbt intermediate + marts -> gate marts -> publish
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from crmtier.paths import get_paths
+
+log = logging.getLogger("crmtier")
+
+STAGING_SELECT = ["path:models/staging"]
+MARTS_SELECT = ["path:seeds", "path:models/intermediate", "path:models/marts"]
+
+
+def progress(message: str) -> None:
+    """One line a person follows while the run goes (the CLI echoes lines marked [crmtier])."""
+    log.info("[crmtier] %s", message)
+
+
+def ingest_step(as_of_date: str) -> list[str]:
+    from crmtier.ingest import ingest_landing
+
+    paths = get_paths()
+    progress(f"ingest: reading {paths.landing}")
+    report = ingest_landing(paths.warehouse, paths.landing)
+    for line in report.summary().splitlines():
+        progress(f"ingest: {line}")
+    _write_report(as_of_date, "ingest.json", [vars(f) for f in report.files])
+    return report.load_ids
+
+
+def gate_step(gate: str, params: dict) -> dict:
+    from crmtier.gates import run_gate
+
+    paths = get_paths()
+    progress(f"gate {gate}: validating")
+    sql_params = {k: sql_list(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+    try:
+        result = run_gate(paths.warehouse, gate, params=sql_params, results_dir=paths.gx_results)
+    except Exception as exc:
+        if type(exc).__name__ == "GateFailed":
+            fail_without_retry(f"gate {gate} failed: nothing downstream runs, nothing is published.\n{exc}")
+        raise
+    progress(f"gate {gate}: passed {len(result.checks)} checks in {result.seconds:.1f}s"
+             + (f"; Data Docs: {result.docs_path}" if result.docs_path else ""))
+    return {"gate": gate, "checks": len(result.checks), "seconds": round(result.seconds, 2)}
+
+
+def sql_list(values) -> str:
+    """A SQL list literal for `in (...)`; an empty list matches nothing."""
+    if not values:
+        return "(null)"
+    return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
+
+
+def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
+    from crmtier.dbt_runner import run_dbt
+
+    select = {"staging": STAGING_SELECT, "marts": MARTS_SELECT}[stage]
+    args = ["build", "--select", *select]
+    if full_refresh:
+        args.append("--full-refresh")
+    progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})")
+    try:
+        output = run_dbt(args, as_of_date)
+    except Exception as exc:
+        if type(exc).__name__ == "DbtFailed":
+            fail_without_retry(f"dbt {stage} failed: nothing downstream runs, nothing is published.\n{exc}")
+        raise
+    done = [line for line in output.splitlines() if "Done. PASS=" in line]
+    progress(f"dbt {stage}: {done[-1].split('Done. ')[-1] if done else 'ok'}")
+
+
+def publish_step(as_of_date: str, run_id: str) -> dict:
+    from crmtier.publish import publish_snapshot
+
+    paths = get_paths()
+    counts = publish_snapshot(paths.warehouse, paths.publish, as_of_date, run_id)
+    progress(f"publish: {paths.publish} " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+    summary = summarize(paths.publish)
+    _write_report(as_of_date, "summary.json", summary)
+    for line in format_summary(summary).splitlines():
+        progress(line)
+    return counts
+
+
+def summarize(snapshot: str | Path) -> dict:
+    """Tier and status counts of a published snapshot."""
+    import duckdb
+
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        as_of = str(con.execute("select as_of_date from _snapshot").fetchone()[0])
+        tiers = dict(con.execute("select tier, count(*) from customer_tiers group by 1 order by 1").fetchall())
+        status = dict(con.execute("select status, count(*) from customer_status group by 1 order by 1").fetchall())
+    finally:
+        con.close()
+    return {"as_of_date": as_of, "tiers": tiers, "status": status}
+
+
+def format_summary(summary: dict) -> str:
+    labels = {"vip": "VIP", "high": "high 高价值", "medium": "medium 中价值", "low": "low 低价值", "new": "new 新客户",
+              "active": "active 活跃", "dormant": "dormant 沉睡", "churned": "churned 流失",
+              "prospect": "prospect 潜在"}
+    lines = [f"summary as of {summary['as_of_date']}"]
+    for key, title in (("tiers", "tiers 用户分级"), ("status", "status 用户状态")):
+        total = sum(summary[key].values()) or 1
+        lines.append(f"  {title}:")
+        for name, n in summary[key].items():
+            lines.append(f"    {labels.get(name, name):14s} {n:>10,d}  {100 * n / total:5.1f}%")
+    return "\n".join(lines)
+
+
+def fail_without_retry(message: str):
+    """Bad data does not get better on retry: fail the task at once (retries are for transient errors)."""
+    log.error("[crmtier] %s", message)
+    try:
+        from airflow.exceptions import AirflowFailException
+    except ImportError:  # called outside Airflow
+        raise RuntimeError(message) from None
+    raise AirflowFailException(message)
+
+
+def on_failure(context) -> None:
+    """Failure callback (task and DAG level): one clear line naming what failed and why."""
+    ti = context.get("task_instance")
+    exc = context.get("exception")
+    if exc is None:
+        log.error("[crmtier] FAILED run %s: %s", context.get("run_id"), context.get("reason", "a task failed"))
+    else:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("[crmtier] FAILED task %s (run %s): %s", getattr(ti, "task_id", "?"), context.get("run_id"), first)
+
+
+def _write_report(as_of_date: str, name: str, payload) -> None:
+    folder = get_paths().reports / as_of_date
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(payload, indent=2, default=str, ensure_ascii=False))

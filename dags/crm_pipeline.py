@@ -1,0 +1,78 @@
+"""
+### CRM tiers and status (用户分级 / 用户状态)
+
+Daily: ingest new CRM exports from the landing folder, gate them (Great Expectations),
+build the dbt layers (staging -> intermediate -> marts) and publish a consistent snapshot
+for BI tools. Every gate stops the run on bad data; nothing downstream is published.
+
+The as-of date is the run's logical date (`ds`): a backfill of any past date gives the
+same answer as the daily run of that date. Logic lives in `crmtier.pipeline`.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from crmtier.pipeline import on_failure
+
+
+@dag(
+    dag_id="crm_pipeline",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # one writer on the DuckDB warehouse at a time
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": on_failure},
+    on_failure_callback=on_failure,
+    tags=["crm", "dbt", "great-expectations"],
+    doc_md=__doc__,
+)
+def crm_pipeline():
+    @task
+    def ingest(ds=None) -> list[str]:
+        from crmtier.pipeline import ingest_step
+        return ingest_step(ds)
+
+    @task
+    def gate_raw(load_ids: list[str]) -> dict:
+        from crmtier.pipeline import gate_step
+        return gate_step("raw", {"load_ids": load_ids})
+
+    @task
+    def dbt_staging(ds=None) -> None:
+        from crmtier.pipeline import dbt_step
+        dbt_step("staging", ds)
+
+    @task
+    def gate_staging(ds=None) -> dict:
+        from crmtier.pipeline import gate_step
+        return gate_step("staging", {"as_of_date": ds})
+
+    @task
+    def dbt_marts(ds=None) -> None:
+        from crmtier.pipeline import dbt_step
+        dbt_step("marts", ds)
+
+    @task
+    def gate_marts(ds=None) -> dict:
+        from crmtier.pipeline import gate_step
+        return gate_step("marts", {"as_of_date": ds})
+
+    @task
+    def publish(ds=None, run_id=None) -> dict:
+        from crmtier.pipeline import publish_step
+        return publish_step(ds, run_id)
+
+    loads = ingest()
+    raw_ok = gate_raw(loads)
+    staged = dbt_staging()
+    staging_ok = gate_staging()
+    built = dbt_marts()
+    marts_ok = gate_marts()
+    raw_ok >> staged >> staging_ok >> built >> marts_ok >> publish()
+
+
+crm_pipeline()

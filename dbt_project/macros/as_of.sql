@@ -1,0 +1,30 @@
+{#- The run's as-of date. Models never use current_date: any past date can be rebuilt. -#}
+{% macro as_of_date() -%}
+    cast('{{ var("as_of_date") }}' as date)
+{%- endmacro %}
+
+{#- End of the as-of day, for filtering timestamps. -#}
+{% macro as_of_end() -%}
+    (cast('{{ var("as_of_date") }}' as date) + interval 1 day)
+{%- endmacro %}
+
+{#- Label a value by sorted band edges: below the first edge, between edges, or at/after the last. -#}
+{% macro band(expr, edges, unit='') -%}
+    case
+        when {{ expr }} is null then 'unknown'
+        {%- for edge in edges %}
+        when {{ expr }} < {{ edge }} then '{{ "<" ~ edge ~ unit if loop.first else edges[loop.index0 - 1] ~ "-" ~ (edge - 1) ~ unit }}'
+        {%- endfor %}
+        else '{{ edges[-1] }}+{{ unit }}'
+    end
+{%- endmacro %}
+
+{#- Quantile score 1..n from the mid-rank percentile: ties share a score and a single customer
+    lands in the middle, so heavy ties (many one-order customers) and tiny populations stay defined. -#}
+{% macro quantile_score(expr, n=5, higher_is_better=true) -%}
+    least({{ n }}, 1 + floor({{ n }} * (
+        (rank() over (order by {{ expr }} {{ 'asc' if higher_is_better else 'desc' }}) - 1
+         + 0.5 * count(*) over (partition by {{ expr }}))
+        / count(*) over ()
+    )))::integer
+{%- endmacro %}

@@ -1,0 +1,43 @@
+with
+
+source as (
+
+    select * from {{ source('generic', 'customers') }}
+
+),
+
+latest as (
+
+    -- a re-export repeats customers: keep the latest version of each
+    select *
+    from source
+    qualify row_number() over (
+        partition by customer_id
+        order by _exported_at desc, _load_seq desc, _row_number desc
+    ) = 1
+
+),
+
+renamed as (
+
+    select
+        trim(customer_id) as customer_id,
+        nullif(trim(name), '') as customer_name,
+        case upper(trim(gender)) when 'M' then 'M' when 'F' then 'F' end as gender,
+        try_cast(birth_date as date) as birth_date,
+        nullif(regexp_replace(phone, '[^0-9+]', '', 'g'), '') as phone,
+        nullif(lower(trim(email)), '') as email,
+        nullif(trim(occupation), '') as occupation,
+        try_cast(income as double) as income,
+        nullif(trim(province), '') as province,
+        nullif(trim(city), '') as city,
+        cast(created_at as timestamp) as created_at,
+        cast(cast(created_at as timestamp) as date) as created_date,
+        _source as source_system,
+        _load_id as load_id
+
+    from latest
+
+)
+
+select * from renamed

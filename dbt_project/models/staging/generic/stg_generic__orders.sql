@@ -1,0 +1,41 @@
+with
+
+source as (
+
+    select * from {{ source('generic', 'orders') }}
+
+),
+
+latest as (
+
+    -- a re-export repeats orders with changes (paid -> refunded): keep the latest version
+    select *
+    from source
+    qualify row_number() over (
+        partition by order_id
+        order by _exported_at desc, _load_seq desc, _row_number desc
+    ) = 1
+
+),
+
+renamed as (
+
+    select
+        trim(order_id) as order_id,
+        trim(customer_id) as customer_id,
+        cast(order_time as timestamp) as ordered_at,
+        cast(cast(order_time as timestamp) as date) as order_date,
+        cast(amount as decimal(18, 2)) as amount,
+        coalesce(upper(nullif(trim(currency), '')), '{{ var("base_currency") }}') as currency,
+        lower(trim(status)) as order_status,
+        -- refunds and cancellations keep no value: only paid orders count
+        case when lower(trim(status)) = 'paid' then cast(amount as decimal(18, 2)) else 0 end as net_amount,
+        lower(trim(status)) = 'paid' as is_paid,
+        _source as source_system,
+        _load_id as load_id
+
+    from latest
+
+)
+
+select * from renamed
