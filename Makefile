@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   - environment from the lock file, sample exports, one DAG run, a summary
+#   make test   - the same environment, all tests
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export CRMTIER_HOME ?= $(CURDIR)/var
+DEMO_CUSTOMERS ?= 5000
+DEMO_AS_OF ?= 2026-11-01
+BENCH_CUSTOMERS ?= 1000000
+
+.PHONY: env demo test bench clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv sync --frozen --extra dev --python $(BIN)/python
+	touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(BIN)/crmtier generate --customers $(DEMO_CUSTOMERS) --seed 42 --as-of $(DEMO_AS_OF) --out $(CRMTIER_HOME)/landing
+	$(BIN)/crmtier run --landing $(CRMTIER_HOME)/landing --as-of $(DEMO_AS_OF)
+	$(BIN)/crmtier summary
+
+test: env
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: env
+	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)
+
+clean:
+	rm -rf var
