@@ -39,9 +39,9 @@ from customers c left join o using (customer_id) left join last_events e using (
 
 create or replace temp table scored as
 select customer_id,
-       round(((least(5, 1 + floor(5 * ((rank() over (order by recency desc) - 1 + 0.5 * count(*) over (partition by recency)) / count(*) over ()))) - 1)
-            + (least(5, 1 + floor(5 * ((rank() over (order by frequency) - 1 + 0.5 * count(*) over (partition by frequency)) / count(*) over ()))) - 1)
-            + (least(5, 1 + floor(5 * ((rank() over (order by monetary) - 1 + 0.5 * count(*) over (partition by monetary)) / count(*) over ()))) - 1)) / 12, 6) as value_score
+       round(((rank() over (order by recency desc) - 1 + 0.5 * count(*) over (partition by recency)) / count(*) over ()
+            + (rank() over (order by frequency) - 1 + 0.5 * count(*) over (partition by frequency)) / count(*) over ()
+            + (rank() over (order by monetary) - 1 + 0.5 * count(*) over (partition by monetary)) / count(*) over ()) / 3, 6) as value_score
 from per_customer where frequency > 0;
 
 create or replace temp table result as

@@ -83,16 +83,17 @@ def reference_outputs(landing: Path, as_of: str, active_days=30, dormant_days=18
     buyers["recency"] = (as_of_day - buyers["last_paid"]).dt.days
     n = len(buyers)
 
-    def score(values: pd.Series, higher_is_better: bool) -> pd.Series:
+    def percentile(values: pd.Series, higher_is_better: bool) -> pd.Series:
         key = values if higher_is_better else -values
         below = key.rank(method="min") - 1
         ties = key.map(key.value_counts())
-        return np.minimum(5, 1 + np.floor(5 * (below + 0.5 * ties) / n)).astype(int)
+        return (below + 0.5 * ties) / n
 
     if n:
-        r, f, m = score(buyers["recency"], False), score(buyers["frequency"], True), score(buyers["monetary"].round(6), True)
-        buyers["value_score"] = ((r - 1) + (f - 1) + (m - 1)) / 12
-        buyers["value_score"] = buyers["value_score"].round(6)
+        r = percentile(buyers["recency"], False)
+        f = percentile(buyers["frequency"], True)
+        m = percentile(buyers["monetary"].round(6), True)
+        buyers["value_score"] = ((r + f + m) / 3).round(6)
         buyers["percentile"] = (buyers["value_score"].rank(method="min") - 1) / n
 
         def tier(p):

@@ -19,12 +19,16 @@
     end
 {%- endmacro %}
 
-{#- Quantile score 1..n from the mid-rank percentile: ties share a score and a single customer
-    lands in the middle, so heavy ties (many one-order customers) and tiny populations stay defined. -#}
+{#- Mid-rank percentile in (0, 1): (customers below + half the tied ones) / all. Ties share a value
+    and a single customer lands in the middle, so heavy ties (many one-order customers) and tiny
+    populations stay defined. -#}
+{% macro midrank_percentile(expr, higher_is_better=true) -%}
+    ((rank() over (order by {{ expr }} {{ 'asc' if higher_is_better else 'desc' }}) - 1
+      + 0.5 * count(*) over (partition by {{ expr }}))
+     / count(*) over ())
+{%- endmacro %}
+
+{#- Quantile score 1..n from the mid-rank percentile. -#}
 {% macro quantile_score(expr, n=5, higher_is_better=true) -%}
-    least({{ n }}, 1 + floor({{ n }} * (
-        (rank() over (order by {{ expr }} {{ 'asc' if higher_is_better else 'desc' }}) - 1
-         + 0.5 * count(*) over (partition by {{ expr }}))
-        / count(*) over ()
-    )))::integer
+    least({{ n }}, 1 + floor({{ n }} * {{ midrank_percentile(expr, higher_is_better) }}))::integer
 {%- endmacro %}

@@ -28,6 +28,9 @@ scored as (
 
     select
         *,
+        {{ midrank_percentile('recency_days', higher_is_better=false) }} as r_percentile,
+        {{ midrank_percentile('frequency') }} as f_percentile,
+        {{ midrank_percentile('monetary') }} as m_percentile,
         {{ quantile_score('recency_days', higher_is_better=false) }} as r_score,
         {{ quantile_score('frequency') }} as f_score,
         {{ quantile_score('monetary') }} as m_score
@@ -41,11 +44,13 @@ valued as (
     select
         *,
         r_score::varchar || f_score::varchar || m_score::varchar as rfm_cell,
+        -- weighted mean of the percentiles, not of the 1-5 scores: 13 score levels would tie
+        -- far more than 5% of customers at the top and leave the VIP tier empty
         round((
-            {{ weights.recency }} * (r_score - 1)
-            + {{ weights.frequency }} * (f_score - 1)
-            + {{ weights.monetary }} * (m_score - 1)
-        ) / (4 * {{ weight_sum }}), 6) as value_score
+            {{ weights.recency }} * r_percentile
+            + {{ weights.frequency }} * f_percentile
+            + {{ weights.monetary }} * m_percentile
+        ) / {{ weight_sum }}, 6) as value_score
 
     from scored
 
@@ -63,6 +68,9 @@ final as (
         f_score,
         m_score,
         rfm_cell,
+        round(r_percentile, 6) as r_percentile,
+        round(f_percentile, 6) as f_percentile,
+        round(m_percentile, 6) as m_percentile,
         value_score,
         -- share of scored customers with a strictly lower value score: ties never split a tier
         (rank() over (order by value_score) - 1) / count(*) over () as value_percentile,
