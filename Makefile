@@ -26,7 +26,6 @@ env: $(VENV)/.synced
 demo: env
 	$(BIN)/crmtier generate --customers $(DEMO_CUSTOMERS) --seed 42 --as-of $(DEMO_AS_OF) --out $(CRMTIER_HOME)/landing
 	$(BIN)/crmtier run --landing $(CRMTIER_HOME)/landing --as-of $(DEMO_AS_OF)
-	$(BIN)/crmtier summary
 
 test: env
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -80,7 +80,7 @@ def run_dag(as_of: str, landing: Path | None = None, quiet: bool = False) -> int
             match = PROGRESS.search(line)
             if match and not quiet:
                 message = match.group(1).strip()
-                if message not in seen:  # Airflow may echo a task's log line twice
+                if message and not message.startswith("loc=") and message not in seen:  # Airflow may echo a task's log line twice
                     seen.add(message)
                     print(f"  {message}", flush=True)
         code = proc.wait()
@@ -91,6 +91,8 @@ def run_dag(as_of: str, landing: Path | None = None, quiet: bool = False) -> int
             print(f"  {line}", file=sys.stderr)
         return code or 1
     if not quiet:
+        from crmtier.pipeline import format_summary, summarize
+        print(format_summary(summarize(paths.publish)))
         print(f"[crmtier] run succeeded in {time.monotonic() - started:.1f}s", flush=True)
     return 0
 
@@ -108,11 +110,11 @@ def _failure_lines(log_file: Path) -> list[str]:
             capture = "FAILED" in line or " failed" in line
             text = match.group(1).strip()
         elif capture and line.strip() and not TIMESTAMPED.match(line) and "Traceback" not in line:
-            text = PROGRESS.sub(r"\1", line.strip()).strip()
+            text = re.sub(r"\s*(\[[\w.]+\]\s+)?loc=\S+$", "", PROGRESS.sub(r"\1", line.strip())).strip()
         else:
             capture = capture and not TIMESTAMPED.match(line)
             continue
-        if capture and text not in lines:
+        if capture and text and not text.startswith("loc=") and text not in lines:
             lines.append(text)
     return lines
 

@@ -12,8 +12,9 @@ from crmtier.paths import get_paths
 
 log = logging.getLogger("crmtier")
 
-STAGING_SELECT = ["path:models/staging"]
-MARTS_SELECT = ["path:seeds", "path:models/intermediate", "path:models/marts"]
+# Seeds (rules, fx rates) build with staging: staging tests reference them.
+STAGING_SELECT = ["path:seeds", "path:models/staging"]
+MARTS_SELECT = ["path:models/intermediate", "path:models/marts"]
 
 
 def progress(message: str) -> None:
@@ -61,7 +62,8 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
     from crmtier.dbt_runner import run_dbt
 
     select = {"staging": STAGING_SELECT, "marts": MARTS_SELECT}[stage]
-    args = ["build", "--select", *select]
+    # buildable: a test runs in the stage where all its parents exist (seeds, or earlier stages)
+    args = ["build", "--select", *select, "--indirect-selection", "buildable"]
     if full_refresh:
         args.append("--full-refresh")
     progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})")
@@ -83,8 +85,7 @@ def publish_step(as_of_date: str, run_id: str) -> dict:
     progress(f"publish: {paths.publish} " + ", ".join(f"{t}={n}" for t, n in counts.items()))
     summary = summarize(paths.publish)
     _write_report(as_of_date, "summary.json", summary)
-    for line in format_summary(summary).splitlines():
-        progress(line)
+    log.info("%s", format_summary(summary))
     return counts
 
 
