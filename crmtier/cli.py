@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from crmtier.paths import DAGS_DIR, get_paths
@@ -57,8 +57,11 @@ PROGRESS = re.compile(r"\[crmtier\] (.*?)(?:\s+\[[\w.]+\]\s+loc=\S+)?\s*$")
 TASK_STATE = re.compile(r"Marking task as (\w+)|task_id=(\w+).*?(?:state|outcome)=(\w+)")
 
 
-def run_dag(as_of: str, landing: Path | None = None, quiet: bool = False) -> int:
-    """Run the whole DAG for one as-of date in this process tree (`airflow dags test`), streaming progress."""
+def run_dag(as_of: str | list[str], landing: Path | None = None, quiet: bool = False) -> int:
+    """Run the whole DAG for one as-of date, or several in date order (a backfill), as real Airflow
+    DagRuns in a child process (crmtier.airflow_runner), streaming progress."""
+    dates = [as_of] if isinstance(as_of, str) else list(as_of)
+    as_of = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
     paths = get_paths()
     env = airflow_env(landing)
     ensure_airflow_db(env)
@@ -67,12 +70,12 @@ def run_dag(as_of: str, landing: Path | None = None, quiet: bool = False) -> int
     log_file = log_dir / f"run-{as_of}.log"
     started = time.monotonic()
     if not quiet:
-        print(f"[crmtier] run {DAG_ID} as of {as_of}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
+        print(f"[crmtier] run {DAG_ID} as of {', '.join(dates) if len(dates) < 4 else as_of.replace('_', ' to ')}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
               f"full log {log_file}", flush=True)
-    exe = str(Path(sys.executable).with_name("airflow"))
     seen = set()
     with log_file.open("w") as out:
-        proc = subprocess.Popen([exe, "dags", "test", DAG_ID, as_of], env=env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "crmtier.airflow_runner", *dates], env=env,
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -135,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run the Airflow DAG for one as-of date (embedded, no server)")
     run.add_argument("--landing", type=Path, default=None)
-    run.add_argument("--as-of", required=True, type=date.fromisoformat)
+    run.add_argument("--as-of", type=date.fromisoformat, help="one as-of date")
+    run.add_argument("--from", dest="date_from", type=date.fromisoformat, help="backfill: first as-of date")
+    run.add_argument("--to", dest="date_to", type=date.fromisoformat, help="backfill: last as-of date")
 
     summ = sub.add_parser("summary", help="print tier and status counts of the published snapshot")
     summ.add_argument("--snapshot", type=Path, default=None)
@@ -144,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate":
         return _generate(args)
     if args.command == "run":
-        return run_dag(args.as_of.isoformat(), args.landing)
+        if args.as_of and not (args.date_from or args.date_to):
+            return run_dag(args.as_of.isoformat(), args.landing)
+        if args.date_from and args.date_to and not args.as_of and args.date_from <= args.date_to:
+            days = (args.date_to - args.date_from).days
+            return run_dag([(args.date_from + timedelta(days=i)).isoformat() for i in range(days + 1)], args.landing)
+        parser.error("run takes --as-of DATE, or --from DATE --to DATE (from <= to)")
     if args.command == "summary":
         from crmtier.pipeline import format_summary, summarize
         print(format_summary(summarize(args.snapshot or get_paths().publish)))

@@ -43,16 +43,19 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
             extra_vars: dict | None = None) -> str:
     """Run `dbt <args>` with the as-of date and config version as vars; raise DbtFailed on failure."""
     paths = get_paths()
-    dbt_vars = {**(extra_vars or {}), "as_of_date": as_of_date,
-                "config_version": config_version(extra_vars)}
+    # as-of date and config version go in the environment: a changed --vars value would make
+    # dbt re-parse the whole project on every run (macros/as_of.sql reads them)
     env = {**os.environ,
+           "CRMTIER_AS_OF_DATE": as_of_date,
+           "CRMTIER_CONFIG_VERSION": config_version(extra_vars),
            "CRMTIER_WAREHOUSE": str(warehouse or paths.warehouse),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_TARGET_PATH": str(paths.dbt_target),
            "DBT_LOG_PATH": str(paths.dbt_target / "logs"),
            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
-    cmd = [str(Path(sys.executable).with_name("dbt")), *args,
-           "--project-dir", str(DBT_PROJECT_DIR), "--vars", json.dumps(dbt_vars)]
+    cmd = [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(DBT_PROJECT_DIR)]
+    if extra_vars:
+        cmd += ["--vars", json.dumps(extra_vars)]
     log.info("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, env=env, cwd=DBT_PROJECT_DIR, text=True, capture_output=True)
     output = proc.stdout + proc.stderr

@@ -63,7 +63,9 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
 
     select = {"staging": STAGING_SELECT, "marts": MARTS_SELECT}[stage]
     # buildable: a test runs in the stage where all its parents exist (seeds, or earlier stages)
-    args = ["build", "--select", *select, "--indirect-selection", "buildable"]
+    # unit tests pin the SQL logic and run in `make test`, not on every data run
+    args = ["build", "--select", *select, "--indirect-selection", "buildable",
+            "--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
     progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})")

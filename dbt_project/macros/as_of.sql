@@ -1,11 +1,23 @@
-{#- The run's as-of date. Models never use current_date: any past date can be rebuilt. -#}
+{#- The run's as-of date, as 'YYYY-MM-DD'. Models never use current_date: any past date can be
+    rebuilt. The runner passes it in the environment (CRMTIER_AS_OF_DATE) rather than as a --vars
+    value, because a changed var forces dbt to re-parse the whole project on every run; the var
+    `as_of_date` is the fallback for dbt commands typed by hand. -#}
+{% macro as_of_literal() -%}
+    {{ env_var('CRMTIER_AS_OF_DATE', var('as_of_date')) }}
+{%- endmacro %}
+
 {% macro as_of_date() -%}
-    cast('{{ var("as_of_date") }}' as date)
+    cast('{{ as_of_literal() }}' as date)
 {%- endmacro %}
 
 {#- End of the as-of day, for filtering timestamps. -#}
 {% macro as_of_end() -%}
-    (cast('{{ var("as_of_date") }}' as date) + interval 1 day)
+    (cast('{{ as_of_literal() }}' as date) + interval 1 day)
+{%- endmacro %}
+
+{#- Hash of the thresholds and rule seeds that produced a row (set by the runner). -#}
+{% macro config_version() -%}
+    '{{ env_var("CRMTIER_CONFIG_VERSION", var("config_version")) }}'
 {%- endmacro %}
 
 {#- Label a value by sorted band edges: below the first edge, between edges, or at/after the last. -#}

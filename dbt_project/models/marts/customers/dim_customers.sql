@@ -52,7 +52,7 @@ final as (
         date_diff('day', with_age.created_date, {{ as_of_date() }}) as tenure_days,
         with_age.source_system,
         {{ as_of_date() }} as as_of_date,
-        '{{ var("config_version") }}' as config_version
+        {{ config_version() }} as config_version
 
     from with_age
     left join regions
