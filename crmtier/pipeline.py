@@ -58,16 +58,20 @@ def sql_list(values) -> str:
     return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
 
 
-def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
-    from crmtier.dbt_runner import run_dbt
-
+def stage_args(stage: str, full_refresh: bool = False) -> list[str]:
+    """`dbt build` arguments of a pipeline stage (staging or marts)."""
     select = {"staging": STAGING_SELECT, "marts": MARTS_SELECT}[stage]
-    # buildable: a test runs in the stage where all its parents exist (seeds, or earlier stages)
+    # buildable: a test runs in the stage where all its parents exist (seeds, or earlier stages);
     # unit tests pin the SQL logic and run in `make test`, not on every data run
     args = ["build", "--select", *select, "--indirect-selection", "buildable",
             "--exclude-resource-type", "unit_test"]
-    if full_refresh:
-        args.append("--full-refresh")
+    return [*args, "--full-refresh"] if full_refresh else args
+
+
+def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
+    from crmtier.dbt_runner import run_dbt
+
+    args = stage_args(stage, full_refresh)
     progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})")
     try:
         output = run_dbt(args, as_of_date)

@@ -10,6 +10,7 @@ import pytest
 from crmtier.dbt_runner import DbtFailed, run_dbt
 from crmtier.generate import generate
 from crmtier.ingest import ingest_landing
+from crmtier.pipeline import stage_args
 
 MARTS = ("dim_customers", "fct_customer_behaviour", "customer_value_scores", "customer_tiers", "customer_status")
 
@@ -63,5 +64,41 @@ def test_a_failing_data_test_fails_the_build(warehouse):
     finally:
         con.close()
     with pytest.raises(DbtFailed, match="accepted_values_stg_generic__orders_order_status"):
-        run_dbt(["build", "--select", "path:seeds", "path:models/staging", "--exclude-resource-type", "unit_test"],
-                "2026-11-01")
+        run_dbt(stage_args("staging"), "2026-11-01")
+
+
+def test_incremental_staging_equals_full_refresh(tmp_path, monkeypatch):
+    import os
+
+    from tests.conftest import write_csv
+
+    monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / "var"))
+    db = tmp_path / "var" / "warehouse" / "crm.duckdb"
+    landing = tmp_path / "landing"
+    header = "order_id,customer_id,order_time,amount,currency,status"
+    staging = stage_args("staging")
+
+    def deliver(name, rows, mtime):
+        path = write_csv(landing / "generic/orders" / name, header, rows)
+        os.utime(path, (mtime, mtime))
+        ingest_landing(db, landing)
+        run_dbt(staging, "2026-11-01")
+
+    def orders():
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return con.execute("select * exclude (load_id, load_seq) from staging.stg_generic__orders "
+                               "order by order_id").df()
+        finally:
+            con.close()
+
+    write_csv(landing / "generic/customers/c.csv", "customer_id,created_at", ["C1,2024-01-01"])
+    deliver("export_a.csv", ["O1,C1,2026-10-01,10,CNY,paid", "O2,C1,2026-10-02,20,CNY,paid"], 2_000_000_000)
+    # delivered later, but exported earlier (older modified time): it must not win
+    deliver("export_old.csv", ["O1,C1,2026-10-01,10,CNY,refunded", "O3,C1,2026-10-03,30,CNY,paid"], 1_900_000_000)
+    deliver("export_b.csv", ["O2,C1,2026-10-02,20,CNY,cancelled"], 2_100_000_000)
+    incremental = orders()
+    assert dict(zip(incremental["order_id"], incremental["order_status"])) == {
+        "O1": "paid", "O2": "cancelled", "O3": "paid"}
+    run_dbt([*staging, "--full-refresh"], "2026-11-01")
+    pd.testing.assert_frame_equal(incremental, orders())

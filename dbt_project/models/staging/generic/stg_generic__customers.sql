@@ -1,3 +1,5 @@
+{{ config(materialized='incremental', unique_key='customer_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
@@ -6,11 +8,37 @@ source as (
 
 ),
 
+{% if is_incremental() %}
+changed_keys as (
+
+    -- keys touched by loads this table has not seen yet: all their versions are ranked again,
+    -- exactly as a full refresh would rank them
+    select distinct customer_id
+    from source
+    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
+
+),
+
+candidates as (
+
+    select source.*
+    from source
+    semi join changed_keys on source.customer_id = changed_keys.customer_id
+
+),
+{% else %}
+candidates as (
+
+    select * from source
+
+),
+{% endif %}
+
 latest as (
 
     -- a re-export repeats customers: keep the latest version of each
     select *
-    from source
+    from candidates
     qualify row_number() over (
         partition by customer_id
         order by _exported_at desc, _load_seq desc, _row_number desc
@@ -34,7 +62,8 @@ renamed as (
         cast(created_at as timestamp) as created_at,
         cast(cast(created_at as timestamp) as date) as created_date,
         _source as source_system,
-        _load_id as load_id
+        _load_id as load_id,
+        _load_seq as load_seq
 
     from latest
 

@@ -1,37 +1,67 @@
+{{ config(materialized='incremental', unique_key='event_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
-    select * from {{ source('generic', 'events') }}
+    select
+        *,
+        -- events exported without an id are identified by their file and row
+        coalesce(nullif(trim(event_id), ''), _load_id || ':' || _row_number) as event_key
+    from {{ source('generic', 'events') }}
 
 ),
 
+{% if is_incremental() %}
+changed_keys as (
+
+    select distinct event_key
+    from source
+    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
+
+),
+
+candidates as (
+
+    select source.*
+    from source
+    semi join changed_keys on source.event_key = changed_keys.event_key
+
+),
+{% else %}
+candidates as (
+
+    select * from source
+
+),
+{% endif %}
+
 latest as (
 
+    -- an event id repeated across exports loads once
     select *
-    from source
-    -- events without an id are kept as they come; ids repeated across exports load once
-    qualify event_id is null or trim(event_id) = ''
-        or row_number() over (
-            partition by event_id
-            order by _exported_at desc, _load_seq desc, _row_number desc
-        ) = 1
+    from candidates
+    qualify row_number() over (
+        partition by event_key
+        order by _exported_at desc, _load_seq desc, _row_number desc
+    ) = 1
 
 ),
 
 renamed as (
 
     select
-        coalesce(nullif(trim(event_id), ''), load_id_row) as event_id,
+        event_key as event_id,
         trim(customer_id) as customer_id,
         cast(event_time as timestamp) as event_at,
         cast(cast(event_time as timestamp) as date) as event_date,
         lower(trim(event_type)) as event_type,
         nullif(lower(trim(channel)), '') as channel,
         _source as source_system,
-        _load_id as load_id
+        _load_id as load_id,
+        _load_seq as load_seq
 
-    from (select *, _load_id || ':' || _row_number as load_id_row from latest)
+    from latest
 
 )
 

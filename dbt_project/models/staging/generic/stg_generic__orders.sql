@@ -1,3 +1,5 @@
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
@@ -6,11 +8,37 @@ source as (
 
 ),
 
+{% if is_incremental() %}
+changed_keys as (
+
+    -- keys touched by loads this table has not seen yet: all their versions are ranked again,
+    -- exactly as a full refresh would rank them
+    select distinct order_id
+    from source
+    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
+
+),
+
+candidates as (
+
+    select source.*
+    from source
+    semi join changed_keys on source.order_id = changed_keys.order_id
+
+),
+{% else %}
+candidates as (
+
+    select * from source
+
+),
+{% endif %}
+
 latest as (
 
     -- a re-export repeats orders with changes (paid -> refunded): keep the latest version
     select *
-    from source
+    from candidates
     qualify row_number() over (
         partition by order_id
         order by _exported_at desc, _load_seq desc, _row_number desc
@@ -32,7 +60,8 @@ renamed as (
         case when lower(trim(status)) = 'paid' then cast(amount as decimal(18, 2)) else 0 end as net_amount,
         lower(trim(status)) = 'paid' as is_paid,
         _source as source_system,
-        _load_id as load_id
+        _load_id as load_id,
+        _load_seq as load_seq
 
     from latest
 
