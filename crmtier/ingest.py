@@ -281,7 +281,7 @@ def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
     from crmtier import vendor  # heavy (pandas, calamine): only when a vendor file arrives
 
     lookup = None
-    if entity == "orders":
+    if entity in ("orders", "events"):  # exports may name the customer instead of giving its id
         lookup = con.execute("""select customer_id, name, phone from raw.customers
                                 where _source = ?""", [source]).df()
     try:

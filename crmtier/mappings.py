@@ -1,0 +1,646 @@
+"""Source mapping files: how one CRM's export maps onto the canonical layout.
+
+A source is described by ``<source>.yaml``, searched in (first hit wins):
+
+1. the ``search_dirs`` passed by the caller,
+2. ``$CRMTIER_SOURCES_DIR`` (one directory or several joined with ``os.pathsep``),
+3. the packaged ``crmtier/sources/``.
+
+So a user adds or overrides a source by dropping a YAML file in ``$CRMTIER_SOURCES_DIR``;
+no Python is needed.  Schema (every key except ``entities`` is optional)::
+
+    source: fxiaoke                 # must equal the file name stem when given
+    description: free text
+    settings:                       # defaults for every entity; an entity may override any key
+      encoding: auto                # auto | utf-8 | utf-8-sig | gb18030 | utf-16-le | utf-16-be | ...
+      preferred_encodings: [gb18030]  # tie-break when auto-detection is unsure (legacy CJK bytes)
+      delimiter: auto               # auto | "," | "\\t" | ";" | "|"
+      date_order: ymd               # dmy | mdy | ymd: how 03/04/2024 is read (never guessed)
+      date_formats: []              # extra strptime formats, tried before the built-in ones
+      timezone: UTC                 # zone of naive timestamps in the file (converted to UTC)
+      currency: CNY                 # currency when neither a column nor a symbol says one
+      phone_country_code: "86"      # prepended to national phone numbers
+      decimal_separator: "."        # "." (1,234.50) or "," (1.234,50)
+    entities:
+      customers | orders | events:
+        sheet: Contacts             # xlsx only: sheet name or 0-based index (default: first)
+        required: [customer_id]     # canonical columns that must exist (and be non-empty)
+        customer_match: [customer_id, name, phone]   # orders/events: how the customer is named
+        generate_missing_id: false  # derive a stable id from the row when the id is absent
+        columns:                    # canonical column -> accepted header names, by priority
+          customer_id: [客户编号, 客户ID]
+          phone: [手机, 电话]          # several present -> first non-empty value per row
+          name:                     # or a mapping:
+            headers: [Full Name]    #   single-column alternatives (preferred when present)
+            concat: [[First Name], [Last Name]]   # else join these parts (each: aliases)
+            sep: " "
+        vocab:                      # canonical value -> raw values (case/width/space-insensitive)
+          status: {paid: [已付款], refunded: [已退款], cancelled: [已取消]}
+        exclude:                    # raw values that mark rows which are not data (quarantined
+          status: [草稿]            #   as "excluded_status"), e.g. open deal stages
+        <any settings key>: ...     # entity-level override
+    export:                         # how `write_vendor_export` writes this vendor's files
+      format: csv                   # csv | tsv | txt | xlsx
+      encoding: utf-8               # utf-8 | utf-8-sig | gb18030 | utf-16 | utf-16-le | utf-16-be
+      delimiter: ","
+      date_format: "%Y-%m-%d"
+      timestamp_format: "%Y-%m-%d %H:%M:%S"
+      amount: {prefix: "", suffix: "", thousands: ""}
+      phone: e164                   # e164 | national
+      customer_ref: id              # id | name | name_phone | both (id and name): how
+                                    #   orders/events name the customer
+      xlsx_typed: true              # xlsx: dates/amounts as typed cells
+      sheet: Sheet1
+      entities: {customers: {format: xlsx, sheet: Contacts}}   # per-entity overrides
+
+Pseudo-columns ``customer_name`` and ``customer_phone`` (orders/events only) carry the
+customer's name / phone when the export names the customer instead of giving its id;
+``customer_match`` lists which of ``customer_id``, ``name``, ``phone`` may be used.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from .parsing import DATE_ORDERS, build_vocab, vocab_key
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "ENTITIES",
+    "ID_COLUMN",
+    "COLUMN_KINDS",
+    "VOCAB_VALUES",
+    "PACKAGED_SOURCES_DIR",
+    "MappingError",
+    "ColumnSpec",
+    "ExportSpec",
+    "EntityMapping",
+    "Mapping",
+    "load_mapping",
+    "load_mapping_file",
+    "list_sources",
+    "source_search_dirs",
+]
+
+ENTITIES = ("customers", "orders", "events")
+CANONICAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": (
+        "customer_id", "name", "gender", "birth_date", "phone", "email",
+        "occupation", "income", "province", "city", "created_at",
+    ),
+    "orders": ("order_id", "customer_id", "order_time", "amount", "currency", "status"),
+    "events": ("event_id", "customer_id", "event_time", "event_type", "channel"),
+}
+# not output columns: used to find the customer when the export names it instead of its id
+PSEUDO_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": (),
+    "orders": ("customer_name", "customer_phone"),
+    "events": ("customer_name", "customer_phone"),
+}
+MATCH_KEYS = {"customer_id": "customer_id", "name": "customer_name", "phone": "customer_phone"}
+ID_COLUMN = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}
+COLUMN_KINDS: dict[str, str] = {
+    "birth_date": "date",
+    "created_at": "timestamp",
+    "order_time": "timestamp",
+    "event_time": "timestamp",
+    "amount": "amount",
+    "phone": "phone",
+    "customer_phone": "phone",
+    "gender": "gender",
+    "status": "status",
+    "event_type": "event_type",
+    "currency": "currency",
+}
+VOCAB_VALUES: dict[str, tuple[str, ...]] = {
+    "status": ("paid", "refunded", "cancelled"),
+    "event_type": (
+        "web_visit", "page_view", "login", "email_open", "email_click",
+        "campaign_join", "social_interaction", "support_ticket",
+    ),
+    "gender": ("M", "F"),
+}
+DEFAULT_REQUIRED = {
+    "customers": ("customer_id",),
+    "orders": ("order_id", "customer_id", "order_time", "amount", "status"),
+    "events": ("customer_id", "event_time", "event_type"),
+}
+
+PACKAGED_SOURCES_DIR = Path(__file__).resolve().parent / "sources"
+_SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+_SETTINGS_DEFAULTS: dict[str, Any] = {
+    "encoding": "auto",
+    "preferred_encodings": [],
+    "delimiter": "auto",
+    "date_order": "ymd",
+    "date_formats": [],
+    "timezone": "UTC",
+    "currency": None,
+    "phone_country_code": "86",
+    "decimal_separator": ".",
+}
+_ENTITY_KEYS = {"sheet", "required", "customer_match", "generate_missing_id", "columns", "vocab", "exclude"}
+_EXPORT_DEFAULTS: dict[str, Any] = {
+    "format": "csv",
+    "encoding": "utf-8",
+    "delimiter": ",",
+    "date_format": "%Y-%m-%d",
+    "timestamp_format": "%Y-%m-%d %H:%M:%S",
+    "amount": {"prefix": "", "suffix": "", "thousands": ""},
+    "phone": "e164",
+    "customer_ref": "id",
+    "xlsx_typed": True,
+    "sheet": "Sheet1",
+}
+_TOP_KEYS = {"source", "description", "settings", "entities", "export"}
+
+
+class MappingError(ValueError):
+    """A mapping file is missing or malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one canonical column is found in a file."""
+
+    name: str
+    headers: tuple[str, ...] = ()  # single-column aliases, by priority
+    concat: tuple[tuple[str, ...], ...] = ()  # parts, each a tuple of aliases
+    sep: str = " "
+
+    def all_headers(self) -> tuple[str, ...]:
+        out = list(self.headers)
+        for part in self.concat:
+            out.extend(part)
+        return tuple(out)
+
+    def describe(self) -> str:
+        bits = [repr(h) for h in self.headers]
+        if self.concat:
+            bits.append(" + ".join("/".join(repr(a) for a in part) for part in self.concat))
+        return ", ".join(bits)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    format: str
+    encoding: str
+    delimiter: str
+    date_format: str
+    timestamp_format: str
+    amount_prefix: str
+    amount_suffix: str
+    amount_thousands: str
+    phone: str
+    customer_ref: str
+    xlsx_typed: bool
+    sheet: str
+
+
+@dataclass(frozen=True)
+class EntityMapping:
+    source: str
+    entity: str
+    path: Path  # the mapping file, for error messages
+    columns: dict[str, ColumnSpec]
+    required: tuple[str, ...]
+    customer_match: tuple[str, ...]
+    generate_missing_id: bool
+    sheet: str | int | None
+    vocab: dict[str, dict[str, str]]  # column -> {vocab_key: canonical}
+    vocab_spec: dict[str, dict[str, tuple[str, ...]]]  # column -> {canonical: aliases}
+    exclude: dict[str, frozenset[str]]  # column -> {vocab_key}
+    encoding: str
+    preferred_encodings: tuple[str, ...]
+    delimiter: str
+    date_order: str
+    date_formats: tuple[str, ...]
+    timezone: str
+    currency: str | None
+    phone_country_code: str
+    decimal_separator: str
+    export: ExportSpec
+
+    @property
+    def canonical_columns(self) -> tuple[str, ...]:
+        return CANONICAL_COLUMNS[self.entity]
+
+    @property
+    def id_column(self) -> str:
+        return ID_COLUMN[self.entity]
+
+    def key(self, dotted: str) -> str:
+        return f"entities.{self.entity}.{dotted}"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    source: str
+    path: Path
+    description: str
+    entities: dict[str, EntityMapping] = field(default_factory=dict)
+
+    def entity(self, entity: str) -> EntityMapping:
+        try:
+            return self.entities[entity]
+        except KeyError:
+            raise MappingError(
+                f"{self.path}: no mapping for entity {entity!r} (key 'entities.{entity}'); "
+                f"this source maps: {', '.join(self.entities) or 'nothing'}"
+            ) from None
+
+
+# ----------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _err(path: Path, key: str, msg: str) -> MappingError:
+    return MappingError(f"{path}: key '{key}': {msg}")
+
+
+def _str_list(path: Path, key: str, value: Any, *, allow_empty: bool = True) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        raise _err(path, key, f"expected a list of strings, got {type(value).__name__}")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise _err(path, f"{key}[{i}]", f"expected a string, got {type(item).__name__}")
+        text = str(item)
+        if not text.strip():
+            raise _err(path, f"{key}[{i}]", "empty string")
+        out.append(text)
+    if not out and not allow_empty:
+        raise _err(path, key, "must not be empty")
+    return tuple(out)
+
+
+def _check_settings(path: Path, prefix: str, raw: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        key = f"{prefix}{k}"
+        if k == "encoding":
+            if not isinstance(v, str):
+                raise _err(path, key, "expected a string")
+            if v != "auto":
+                try:
+                    codecs.lookup(v)
+                except LookupError:
+                    raise _err(path, key, f"unknown encoding {v!r}") from None
+            out[k] = v
+        elif k == "preferred_encodings":
+            encs = _str_list(path, key, v)
+            for e in encs:
+                try:
+                    codecs.lookup(e)
+                except LookupError:
+                    raise _err(path, key, f"unknown encoding {e!r}") from None
+            out[k] = encs
+        elif k == "delimiter":
+            if v not in ("auto", ",", "\t", ";", "|"):
+                raise _err(path, key, f"expected auto, ',', '\\t', ';' or '|', got {v!r}")
+            out[k] = v
+        elif k == "date_order":
+            if v not in DATE_ORDERS:
+                raise _err(path, key, f"expected one of {', '.join(DATE_ORDERS)}, got {v!r}")
+            out[k] = v
+        elif k == "date_formats":
+            out[k] = _str_list(path, key, v)
+        elif k == "timezone":
+            if not isinstance(v, str):
+                raise _err(path, key, "expected a time-zone name such as UTC or Asia/Shanghai")
+            if v.upper() not in ("UTC", "GMT"):
+                try:
+                    ZoneInfo(v)
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise _err(path, key, f"unknown time zone {v!r}") from None
+            out[k] = v
+        elif k == "currency":
+            if v is not None and not (isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v)):
+                raise _err(path, key, f"expected a 3-letter ISO 4217 code such as CNY, got {v!r}")
+            out[k] = v
+        elif k == "phone_country_code":
+            text = str(v).lstrip("+") if v is not None else ""
+            if v is not None and not re.fullmatch(r"\d{1,3}", text):
+                raise _err(path, key, f"expected 1-3 digits such as \"86\", got {v!r}")
+            out[k] = text
+        elif k == "decimal_separator":
+            if v not in (".", ","):
+                raise _err(path, key, f"expected '.' or ',', got {v!r}")
+            out[k] = v
+        else:
+            raise _err(path, key, f"unknown setting; known: {', '.join(sorted(_SETTINGS_DEFAULTS))}")
+    return out
+
+
+def _parse_column(path: Path, key: str, name: str, raw: Any) -> ColumnSpec:
+    if isinstance(raw, (str, list)):
+        headers = _str_list(path, key, raw, allow_empty=False)
+        return ColumnSpec(name=name, headers=headers)
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"headers", "concat", "sep"}
+        if unknown:
+            raise _err(path, f"{key}.{sorted(unknown)[0]}", "unknown key; expected headers, concat, sep")
+        headers = _str_list(path, f"{key}.headers", raw.get("headers"))
+        concat_raw = raw.get("concat") or []
+        if not isinstance(concat_raw, list):
+            raise _err(path, f"{key}.concat", "expected a list of parts (each a list of header names)")
+        concat = tuple(_str_list(path, f"{key}.concat[{i}]", p, allow_empty=False) for i, p in enumerate(concat_raw))
+        if concat and len(concat) < 2:
+            raise _err(path, f"{key}.concat", "needs at least two parts")
+        sep = raw.get("sep", " ")
+        if not isinstance(sep, str):
+            raise _err(path, f"{key}.sep", "expected a string")
+        if not headers and not concat:
+            raise _err(path, key, "needs 'headers' or 'concat'")
+        return ColumnSpec(name=name, headers=headers, concat=concat, sep=sep)
+    raise _err(path, key, f"expected a list of header names or a mapping with headers/concat, got {type(raw).__name__}")
+
+
+def _parse_export(path: Path, key: str, raw: Any, base: dict[str, Any]) -> dict[str, Any]:
+    if raw is None:
+        return dict(base)
+    if not isinstance(raw, dict):
+        raise _err(path, key, "expected a mapping")
+    out = dict(base)
+    for k, v in raw.items():
+        kk = f"{key}.{k}"
+        if k == "entities":
+            continue
+        if k not in _EXPORT_DEFAULTS:
+            raise _err(path, kk, f"unknown key; known: {', '.join(sorted(_EXPORT_DEFAULTS))}, entities")
+        if k == "format" and v not in ("csv", "tsv", "txt", "xlsx"):
+            raise _err(path, kk, f"expected csv, tsv, txt or xlsx, got {v!r}")
+        if k == "encoding":
+            try:
+                codecs.lookup(str(v))
+            except LookupError:
+                raise _err(path, kk, f"unknown encoding {v!r}") from None
+        if k == "delimiter" and v not in (",", "\t", ";", "|"):
+            raise _err(path, kk, f"expected ',', '\\t', ';' or '|', got {v!r}")
+        if k in ("date_format", "timestamp_format", "sheet") and not isinstance(v, str):
+            raise _err(path, kk, "expected a string")
+        if k == "phone" and v not in ("e164", "national"):
+            raise _err(path, kk, f"expected e164 or national, got {v!r}")
+        if k == "customer_ref" and v not in ("id", "name", "name_phone", "both"):
+            raise _err(path, kk, f"expected id, name, name_phone or both, got {v!r}")
+        if k == "xlsx_typed" and not isinstance(v, bool):
+            raise _err(path, kk, "expected true or false")
+        if k == "amount":
+            if not isinstance(v, dict):
+                raise _err(path, kk, "expected a mapping with prefix, suffix, thousands")
+            bad = set(v) - {"prefix", "suffix", "thousands"}
+            if bad:
+                raise _err(path, f"{kk}.{sorted(bad)[0]}", "unknown key; expected prefix, suffix, thousands")
+            if v.get("thousands", "") not in ("", ",", ".", " "):
+                raise _err(path, f"{kk}.thousands", "expected '', ',', '.' or ' '")
+            v = {**base["amount"], **{a: str(b) for a, b in v.items() if b is not None}}
+        out[k] = v
+    return out
+
+
+def _export_spec(d: dict[str, Any]) -> ExportSpec:
+    amount = d["amount"]
+    return ExportSpec(
+        format=d["format"],
+        encoding=d["encoding"],
+        delimiter=d["delimiter"],
+        date_format=d["date_format"],
+        timestamp_format=d["timestamp_format"],
+        amount_prefix=amount.get("prefix", ""),
+        amount_suffix=amount.get("suffix", ""),
+        amount_thousands=amount.get("thousands", ""),
+        phone=d["phone"],
+        customer_ref=d["customer_ref"],
+        xlsx_typed=bool(d["xlsx_typed"]),
+        sheet=d["sheet"],
+    )
+
+
+def _parse_entity(
+    path: Path, source: str, entity: str, raw: Any, settings: dict[str, Any], export_base: dict[str, Any], export_raw: Any
+) -> EntityMapping:
+    ek = f"entities.{entity}"
+    if not isinstance(raw, dict):
+        raise _err(path, ek, "expected a mapping with 'columns'")
+    setting_over = {k: v for k, v in raw.items() if k in _SETTINGS_DEFAULTS}
+    unknown = set(raw) - _ENTITY_KEYS - set(_SETTINGS_DEFAULTS)
+    if unknown:
+        raise _err(
+            path, f"{ek}.{sorted(unknown)[0]}",
+            f"unknown key; known: {', '.join(sorted(_ENTITY_KEYS | set(_SETTINGS_DEFAULTS)))}",
+        )
+    eff = {**settings, **_check_settings(path, f"{ek}.", setting_over)}
+
+    cols_raw = raw.get("columns")
+    if not isinstance(cols_raw, dict) or not cols_raw:
+        raise _err(path, f"{ek}.columns", "expected a non-empty mapping canonical column -> header names")
+    allowed = set(CANONICAL_COLUMNS[entity]) | set(PSEUDO_COLUMNS[entity])
+    columns: dict[str, ColumnSpec] = {}
+    seen_headers: dict[str, str] = {}
+    for name, spec_raw in cols_raw.items():
+        ck = f"{ek}.columns.{name}"
+        if name not in allowed:
+            raise _err(path, ck, f"not a canonical {entity} column; expected one of {', '.join(CANONICAL_COLUMNS[entity] + PSEUDO_COLUMNS[entity])}")
+        spec = _parse_column(path, ck, name, spec_raw)
+        for h in spec.all_headers():
+            hk = vocab_key(h)
+            other = seen_headers.get(hk)
+            if other is not None and other != name:
+                raise _err(path, ck, f"header {h!r} is also mapped to {other!r}")
+            seen_headers[hk] = name
+        columns[name] = spec
+
+    match = _str_list(path, f"{ek}.customer_match", raw.get("customer_match"))
+    if match and entity == "customers":
+        raise _err(path, f"{ek}.customer_match", "only orders and events can match customers")
+    for m in match:
+        if m not in MATCH_KEYS:
+            raise _err(path, f"{ek}.customer_match", f"unknown key {m!r}; expected customer_id, name, phone")
+        if MATCH_KEYS[m] not in columns:
+            raise _err(path, f"{ek}.customer_match", f"{m!r} needs a column '{MATCH_KEYS[m]}' in columns")
+
+    required = _str_list(path, f"{ek}.required", raw["required"]) if "required" in raw else DEFAULT_REQUIRED[entity]
+    for r in required:
+        if r not in CANONICAL_COLUMNS[entity]:
+            raise _err(path, f"{ek}.required", f"{r!r} is not a canonical {entity} column")
+        if r not in columns and not (r == "customer_id" and match):
+            raise _err(path, f"{ek}.required", f"{r!r} is required but has no entry in columns")
+    id_col = ID_COLUMN[entity]
+    gen = raw.get("generate_missing_id", False)
+    if not isinstance(gen, bool):
+        raise _err(path, f"{ek}.generate_missing_id", "expected true or false")
+    if id_col not in columns and not gen:
+        raise _err(path, f"{ek}.columns", f"needs an entry for the id column {id_col!r} (or generate_missing_id: true)")
+
+    sheet = raw.get("sheet")
+    if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (str, int))):
+        raise _err(path, f"{ek}.sheet", "expected a sheet name or a 0-based index")
+
+    vocab: dict[str, dict[str, str]] = {}
+    vocab_spec: dict[str, dict[str, tuple[str, ...]]] = {}
+    vraw = raw.get("vocab") or {}
+    if not isinstance(vraw, dict):
+        raise _err(path, f"{ek}.vocab", "expected a mapping column -> {canonical: [raw values]}")
+    for col, table in vraw.items():
+        vk = f"{ek}.vocab.{col}"
+        if col not in CANONICAL_COLUMNS[entity]:
+            raise _err(path, vk, f"not a canonical {entity} column")
+        if not isinstance(table, dict):
+            raise _err(path, vk, "expected a mapping canonical value -> list of raw values")
+        spec: dict[str, tuple[str, ...]] = {}
+        for canon, aliases in table.items():
+            canon = str(canon)
+            if col in VOCAB_VALUES and canon not in VOCAB_VALUES[col]:
+                raise _err(path, f"{vk}.{canon}", f"not a canonical {col}; expected one of {', '.join(VOCAB_VALUES[col])}")
+            spec[canon] = _str_list(path, f"{vk}.{canon}", aliases)
+        try:
+            vocab[col] = build_vocab(spec)
+        except ValueError as exc:
+            raise _err(path, vk, str(exc)) from None
+        vocab_spec[col] = spec
+    for col in ("status", "event_type", "gender"):
+        if col in CANONICAL_COLUMNS[entity] and col not in vocab:
+            spec = {v: () for v in VOCAB_VALUES[col]}
+            vocab[col], vocab_spec[col] = build_vocab(spec), spec
+
+    exclude: dict[str, frozenset[str]] = {}
+    xraw = raw.get("exclude") or {}
+    if not isinstance(xraw, dict):
+        raise _err(path, f"{ek}.exclude", "expected a mapping column -> list of raw values")
+    for col, values in xraw.items():
+        xk = f"{ek}.exclude.{col}"
+        if col not in CANONICAL_COLUMNS[entity]:
+            raise _err(path, xk, f"not a canonical {entity} column")
+        keys = frozenset(vocab_key(v) for v in _str_list(path, xk, values))
+        clash = keys & set(vocab.get(col, {}))
+        if clash:
+            raise _err(path, xk, f"value {sorted(clash)[0]!r} is both excluded and in vocab.{col}")
+        exclude[col] = keys
+
+    ex_ent = {}
+    if isinstance(export_raw, dict):
+        ents = export_raw.get("entities") or {}
+        if not isinstance(ents, dict):
+            raise _err(path, "export.entities", "expected a mapping entity -> export settings")
+        ex_ent = ents.get(entity)
+    export = _export_spec(_parse_export(path, f"export.entities.{entity}", ex_ent, export_base))
+
+    return EntityMapping(
+        source=source,
+        entity=entity,
+        path=path,
+        columns=columns,
+        required=tuple(required),
+        customer_match=match,
+        generate_missing_id=gen,
+        sheet=sheet,
+        vocab=vocab,
+        vocab_spec=vocab_spec,
+        exclude=exclude,
+        encoding=eff["encoding"],
+        preferred_encodings=tuple(eff["preferred_encodings"]),
+        delimiter=eff["delimiter"],
+        date_order=eff["date_order"],
+        date_formats=tuple(eff["date_formats"]),
+        timezone=eff["timezone"],
+        currency=eff["currency"],
+        phone_country_code=eff["phone_country_code"],
+        decimal_separator=eff["decimal_separator"],
+        export=export,
+    )
+
+
+def load_mapping_file(path: str | os.PathLike[str]) -> Mapping:
+    """Load and validate one mapping YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read mapping file: {exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MappingError(f"{path}: expected a mapping at the top level with key 'entities'")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise _err(path, sorted(unknown)[0], f"unknown top-level key; known: {', '.join(sorted(_TOP_KEYS))}")
+    source = doc.get("source", path.stem)
+    if not isinstance(source, str) or source != path.stem:
+        raise _err(path, "source", f"must equal the file name stem {path.stem!r}, got {source!r}")
+    settings_raw = doc.get("settings") or {}
+    if not isinstance(settings_raw, dict):
+        raise _err(path, "settings", "expected a mapping")
+    settings = {**_SETTINGS_DEFAULTS, **_check_settings(path, "settings.", settings_raw)}
+    ents = doc.get("entities")
+    if not isinstance(ents, dict) or not ents:
+        raise _err(path, "entities", "expected a non-empty mapping with customers / orders / events")
+    export_raw = doc.get("export")
+    export_base = _parse_export(path, "export", export_raw, _EXPORT_DEFAULTS)
+    entities: dict[str, EntityMapping] = {}
+    for entity, raw in ents.items():
+        if entity not in ENTITIES:
+            raise _err(path, f"entities.{entity}", f"unknown entity; expected one of {', '.join(ENTITIES)}")
+        entities[entity] = _parse_entity(path, source, entity, raw, settings, export_base, export_raw)
+    description = doc.get("description") or ""
+    return Mapping(source=source, path=path, description=str(description), entities=entities)
+
+
+def source_search_dirs(search_dirs: list[str | os.PathLike[str]] | None = None) -> list[Path]:
+    dirs = [Path(d) for d in (search_dirs or [])]
+    env = os.environ.get("CRMTIER_SOURCES_DIR", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p.strip()]
+    dirs.append(PACKAGED_SOURCES_DIR)
+    return dirs
+
+
+def load_mapping(source: str, search_dirs: list[str | os.PathLike[str]] | None = None) -> Mapping:
+    """Find ``<source>.yaml`` (caller dirs, ``$CRMTIER_SOURCES_DIR``, packaged) and load it.
+
+    ``source`` may also be a path to a ``.yaml``/``.yml`` file.
+    """
+    if source.endswith((".yaml", ".yml")) or os.sep in source:
+        return load_mapping_file(source)
+    if not _SOURCE_NAME_RE.match(source):
+        raise MappingError(f"invalid source name {source!r}")
+    dirs = source_search_dirs(search_dirs)
+    for d in dirs:
+        for ext in (".yaml", ".yml"):
+            p = d / f"{source}{ext}"
+            if p.is_file():
+                return load_mapping_file(p)
+    raise MappingError(
+        f"no mapping file for source {source!r}: looked for {source}.yaml in "
+        + ", ".join(str(d) for d in dirs)
+        + f"; known sources: {', '.join(list_sources(search_dirs)) or 'none'}"
+    )
+
+
+def list_sources(search_dirs: list[str | os.PathLike[str]] | None = None) -> list[str]:
+    """Names of every source with a mapping file in the search path (sorted, unique)."""
+    names: set[str] = set()
+    for d in source_search_dirs(search_dirs):
+        if d.is_dir():
+            for p in list(d.glob("*.yaml")) + list(d.glob("*.yml")):
+                if _SOURCE_NAME_RE.match(p.stem):
+                    names.add(p.stem)
+    return sorted(names)
+
+
+def with_settings(em: EntityMapping, **overrides: Any) -> EntityMapping:
+    """Copy of an entity mapping with some settings replaced (e.g. ``encoding='gb18030'``)."""
+    return replace(em, **overrides)

@@ -1,0 +1,850 @@
+"""Normalise one vendor export file to the canonical layout, and write vendor-style exports.
+
+``normalize_file(path, source, entity)`` reads a csv/tsv/txt/xlsx export with the source's
+mapping (:mod:`crmtier.mappings`), maps headers to canonical columns, parses every value
+(:mod:`crmtier.parsing`) and splits the data rows into loaded ``rows`` and ``quarantined``
+rows, each quarantined row with a reason.  ``rows_in == len(rows) + len(quarantined)``.
+
+Quarantine reasons (stable code, then ``": "`` and detail; several problems in one row are
+joined with ``"; "`` in column order):
+
+=========================  ==========================================================
+``field_count``            record has more (non-empty) or fewer fields than the header
+``missing_id``             id column empty (``order_id``; ``customer_id`` of an order with
+                           neither id nor name/phone)
+``missing_required``       another required column empty (e.g. ``amount``)
+``unparseable_date``       date or timestamp present but not parseable / impossible
+``unparseable_amount``     amount present but not a number in the declared format
+``negative_amount``        amount below zero (refunds are a *status*, not a sign)
+``unknown_status``         status not in the mapping's vocabulary
+``excluded_status``        status listed under ``exclude`` (e.g. open deal stages)
+``unknown_event_type``     (and ``excluded_event_type``) same for events
+``unknown_currency``       currency is not a 3-letter code after the vocabulary
+``unmatched_customer``     order names a customer (name/phone) that is not in the lookup
+``ambiguous_customer``     ... that matches several customers
+``duplicate_id_in_file``   id already seen in an earlier *valid* row of the file
+=========================  ==========================================================
+
+Not quarantined (soft problems): an unknown gender or an invalid phone become empty and
+the raw value is kept in ``_extra`` under ``"_invalid"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from .encodings import FileRejected, RawTable, read_table
+from .mappings import (
+    CANONICAL_COLUMNS,
+    COLUMN_KINDS,
+    MATCH_KEYS,
+    EntityMapping,
+    Mapping,
+    MappingError,
+    load_mapping,
+)
+from .parsing import (
+    normalize_currency,
+    normalize_phone,
+    normalize_phone_series,
+    normalize_text_series,
+    parse_amount_series,
+    parse_date_series,
+    parse_timestamp_series,
+    vocab_key,
+)
+
+__all__ = ["NormalizedFile", "FileRejected", "MappingError", "normalize_file", "write_vendor_export", "QUARANTINE_COLUMNS"]
+
+QUARANTINE_COLUMNS = ["_row_number", "reason", "raw_values"]
+
+
+@dataclass
+class NormalizedFile:
+    rows: pd.DataFrame  # canonical columns (text) + _row_number + _extra
+    quarantined: pd.DataFrame  # _row_number, reason, raw_values
+    extra_columns: list[str]
+    encoding: str
+    rows_in: int
+    source: str = ""
+    entity: str = ""
+    path: Path | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    header: list[str] = field(default_factory=list)
+    column_map: dict[str, list[str]] = field(default_factory=dict)  # canonical -> file headers used
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+
+
+def _obj(values: Any, n: int | None = None) -> np.ndarray:
+    if values is None:
+        return np.full(n or 0, None, dtype=object)
+    arr = np.asarray(values, dtype=object).copy()
+    mask = pd.isna(arr) | (arr == "")
+    arr[mask] = None
+    return arr
+
+
+def _q(value: Any, limit: int = 80) -> str:
+    text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "'" + text.replace("'", "\\'") + "'"
+
+
+def _display_headers(header: list[str]) -> list[str]:
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, h in enumerate(header):
+        name = h if h else f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+def _resolve_entity(source: str, entity: str, mapping: Mapping | EntityMapping | None,
+                    search_dirs: list[str] | None) -> EntityMapping:
+    if isinstance(mapping, EntityMapping):
+        return mapping
+    if mapping is None:
+        mapping = load_mapping(source, search_dirs)
+    return mapping.entity(entity)
+
+
+@dataclass
+class _Found:
+    single: list[int]  # positions of single-column aliases present, by priority
+    parts: list[list[int]]  # concat: positions per part ([] when the spec has no concat)
+
+    def positions(self) -> list[int]:
+        return self.single + [i for part in self.parts for i in part]
+
+
+def _find_columns(em: EntityMapping, keys: list[str]) -> dict[str, _Found]:
+    positions: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        positions.setdefault(k, []).append(i)
+    found: dict[str, _Found] = {}
+    for name, spec in em.columns.items():
+        single = list(dict.fromkeys(i for alias in spec.headers for i in positions.get(vocab_key(alias), [])))
+        parts = [
+            list(dict.fromkeys(i for alias in part for i in positions.get(vocab_key(alias), [])))
+            for part in spec.concat
+        ]
+        if not any(parts):
+            parts = []
+        if single or parts:
+            found[name] = _Found(single, parts)
+    return found
+
+
+def _per_unique(values: np.ndarray, func: Any) -> np.ndarray:
+    """``func`` applied once per distinct non-None value; None stays None (False for bools)."""
+    out = np.empty(len(values), dtype=object)
+    cache: dict[Any, Any] = {}
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = None
+            continue
+        try:
+            out[i] = cache[v]
+        except KeyError:
+            out[i] = cache[v] = func(v)
+    return out
+
+
+def _coalesce(arrays: list[np.ndarray]) -> np.ndarray:
+    out = arrays[0].copy()
+    for arr in arrays[1:]:
+        empty = np.array([v is None for v in out], dtype=bool)
+        if not empty.any():
+            break
+        out[empty] = arr[empty]
+    return out
+
+
+class _Reasons:
+    def __init__(self, n: int):
+        self.items: list[list[str] | None] = [None] * n
+
+    def add(self, mask: np.ndarray, text: Any) -> None:
+        """Add a reason to every row in ``mask``; ``text`` is a string or ``f(row_index)``."""
+        idx = np.flatnonzero(mask)
+        if isinstance(text, str):
+            for i in idx:
+                self._push(i, text)
+        else:
+            for i in idx:
+                self._push(i, text(i))
+
+    def _push(self, i: int, text: str) -> None:
+        cur = self.items[i]
+        if cur is None:
+            self.items[i] = [text]
+        else:
+            cur.append(text)
+
+    def bad(self) -> np.ndarray:
+        return np.array([x is not None for x in self.items], dtype=bool)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _empty_rows_frame(entity: str) -> pd.DataFrame:
+    cols = {c: pd.Series([], dtype="str") for c in CANONICAL_COLUMNS[entity]}
+    cols["_row_number"] = pd.Series([], dtype="int64")
+    cols["_extra"] = pd.Series([], dtype="str")
+    return pd.DataFrame(cols)
+
+
+# ----------------------------------------------------------------------------------------
+# customer matching
+
+
+def _lookup_index(lookup: pd.DataFrame, cc: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    missing = [c for c in ("customer_id", "name", "phone") if c not in lookup.columns]
+    if "customer_id" in missing:
+        raise ValueError("customers_lookup needs a customer_id column (and name / phone to match on)")
+    ids = normalize_text_series(lookup["customer_id"]).to_numpy()
+    by_name: dict[str, set[str]] = {}
+    by_phone: dict[str, set[str]] = {}
+    if "name" in lookup.columns:
+        names = normalize_text_series(lookup["name"]).to_numpy()
+        for cid, nm in zip(ids, names):
+            if cid is not None and nm is not None:
+                by_name.setdefault(nm.casefold(), set()).add(cid)
+    if "phone" in lookup.columns:
+        phones, _ = normalize_phone_series(lookup["phone"], cc)
+        for cid, ph in zip(ids, phones.to_numpy()):
+            if cid is not None and ph is not None:
+                by_phone.setdefault(ph, set()).add(cid)
+    return by_name, by_phone
+
+
+# ----------------------------------------------------------------------------------------
+# normalize_file
+
+
+def normalize_file(
+    path: str | os.PathLike[str],
+    source: str,
+    entity: str,
+    customers_lookup: pd.DataFrame | None = None,
+    *,
+    mapping: Mapping | EntityMapping | None = None,
+    search_dirs: list[str] | None = None,
+) -> NormalizedFile:
+    """Read one export file of ``source``/``entity`` and normalise it (see module doc).
+
+    Raises :class:`FileRejected` for file-level problems and
+    :class:`~crmtier.mappings.MappingError` when the source has no (valid) mapping.
+    """
+    path = Path(path)
+    em = _resolve_entity(source, entity, mapping, search_dirs)
+    table = read_table(path, em)
+    return _normalize_table(table, em, path, customers_lookup)
+
+
+def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.DataFrame | None) -> NormalizedFile:
+    entity = em.entity
+    name = str(path)
+    header = table.header
+    width = len(header)
+    display = _display_headers(header)
+    keys = [vocab_key(h) for h in header]
+    found = _find_columns(em, keys)
+
+    # ---- required columns -------------------------------------------------------------
+    match_cols = [MATCH_KEYS[m] for m in em.customer_match if m != "customer_id"]
+    need = list(em.required)
+    if em.id_column not in need and not em.generate_missing_id:
+        need.insert(0, em.id_column)
+    for col in need:
+        if col in found:
+            continue
+        if col == "customer_id" and any(c in found for c in match_cols):
+            continue
+        spec = em.columns.get(col)
+        accepts = spec.describe() if spec else "(none)"
+        extra = ""
+        if col == "customer_id" and match_cols:
+            alts = "; ".join(f"{c}: {em.columns[c].describe()}" for c in match_cols)
+            extra = f", or a customer reference ({alts})"
+        raise FileRejected(
+            f"{name}: required column '{col}' not found; mapping {em.path} "
+            f"(key {em.key('columns.' + col)}) accepts headers: {accepts}{extra}. "
+            f"Headers in the file: {', '.join(repr(h) for h in header)}"
+        )
+
+    used: set[int] = set()
+    column_map: dict[str, list[str]] = {}
+    for col, f in found.items():
+        idxs = f.positions()
+        used.update(idxs)
+        column_map[col] = [display[i] for i in idxs]
+
+    rows = table.rows
+    n = len(rows)
+
+    # ---- field counts -------------------------------------------------------------------
+    reasons = _Reasons(n)
+    lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
+    fixed: list[list[str]] = rows
+    odd = np.flatnonzero(lens != width)
+    bad_count = np.zeros(n, dtype=bool)
+    if len(odd):
+        fixed = list(rows)
+        for i in odd:
+            r = rows[i]
+            if len(r) > width:
+                if any(f.strip() for f in r[width:]):
+                    bad_count[i] = True
+                fixed[i] = r[:width]
+            else:
+                bad_count[i] = True
+                fixed[i] = r + [""] * (width - len(r))
+        reasons.add(bad_count, lambda i: f"field_count: expected {width} fields, got {len(rows[i])}")
+    frame = pd.DataFrame(fixed, columns=range(width), dtype=object) if n else pd.DataFrame(columns=range(width))
+
+    norm_cache: dict[int, np.ndarray] = {}
+
+    def norm(i: int) -> np.ndarray:
+        if i not in norm_cache:
+            norm_cache[i] = normalize_text_series(frame[i]).to_numpy()
+        return norm_cache[i]
+
+    def column_text(col: str) -> np.ndarray:
+        f = found.get(col)
+        if f is None:
+            return np.full(n, None, dtype=object)
+        candidates = [norm(i) for i in f.single]
+        if f.parts:
+            parts = [(_coalesce([norm(i) for i in idxs]) if idxs else np.full(n, None, dtype=object)) for idxs in f.parts]
+            sep = em.columns[col].sep
+            joined = [sep.join(p for p in vals if p) or None for vals in zip(*parts)]
+            candidates.append(np.array(joined, dtype=object) if n else np.full(0, None, dtype=object))
+        # a single full-value column wins, row by row; the joined parts fill its gaps
+        return _coalesce(candidates)
+
+    values: dict[str, np.ndarray] = {}
+    invalid_notes: list[dict[str, str] | None] = [None] * n
+
+    def note(mask: np.ndarray, col: str, raw: np.ndarray) -> None:
+        for i in np.flatnonzero(mask):
+            d = invalid_notes[i]
+            if d is None:
+                d = invalid_notes[i] = {}
+            d[col] = raw[i]
+
+    currency_hint = np.full(n, None, dtype=object)
+    raw_present: dict[str, np.ndarray] = {}
+    present_cols = [c for c in list(CANONICAL_COLUMNS[entity]) + ["customer_name", "customer_phone"] if c in em.columns]
+    for col in present_cols:
+        text = column_text(col)
+        kind = COLUMN_KINDS.get(col, "text")
+        has = np.array([v is not None for v in text], dtype=bool)
+        raw_present[col] = has
+        if kind == "date":
+            vals, why = parse_date_series(pd.Series(text, dtype=object), em.date_order, em.date_formats)
+            vals, why = _obj(vals), why.to_numpy()
+            bad = has & (vals == None)  # noqa: E711
+            reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
+        elif kind == "timestamp":
+            vals, why = parse_timestamp_series(pd.Series(text, dtype=object), em.date_order, em.timezone, em.date_formats)
+            vals, why = _obj(vals), why.to_numpy()
+            bad = has & (vals == None)  # noqa: E711
+            reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
+        elif kind == "amount":
+            amounts, hints, why = parse_amount_series(pd.Series(text, dtype=object), em.decimal_separator)
+            vals, why = _obj(amounts), why.to_numpy()
+            currency_hint = _obj(hints)
+            bad = has & (vals == None)  # noqa: E711
+            reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_amount: {col}={_q(text[i])} ({why[i]})")
+            neg = np.array([v is not None and v.startswith("-") for v in vals], dtype=bool)
+            reasons.add(neg, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])}")
+        elif kind == "phone":
+            vals, _why = normalize_phone_series(pd.Series(text, dtype=object), em.phone_country_code)
+            vals = _obj(vals)
+            bad = has & (vals == None)  # noqa: E711
+            if col == "phone":
+                note(bad, col, text)
+        elif kind == "gender":
+            vocab = em.vocab.get(col, {})
+            vals = _per_unique(text, lambda t, vocab=vocab: vocab.get(vocab_key(t)))
+            bad = has & (vals == None)  # noqa: E711
+            note(bad, col, text)
+        elif kind in ("status", "event_type"):
+            vocab = em.vocab.get(col, {})
+            excl = em.exclude.get(col, frozenset())
+            ks = _per_unique(text, vocab_key)
+            vals = _per_unique(ks, vocab.get)
+            excluded = _per_unique(ks, lambda k, excl=excl: k in excl).astype(bool) & has
+            unknown = has & (vals == None) & ~excluded  # noqa: E711
+            reasons.add(excluded, lambda i, text=text, kind=kind: f"excluded_{kind}: {_q(text[i])}")
+            reasons.add(unknown, lambda i, text=text, kind=kind: f"unknown_{kind}: {_q(text[i])}")
+        else:
+            vals = text
+            if col in em.vocab:
+                vocab = em.vocab[col]
+                vals = _per_unique(text, lambda t, vocab=vocab: vocab.get(vocab_key(t), t))
+            if col in em.exclude:
+                excl = em.exclude[col]
+                excluded = _per_unique(text, lambda t, excl=excl: vocab_key(t) in excl).astype(bool)
+                reasons.add(excluded, lambda i, text=text, col=col: f"excluded_{col}: {_q(text[i])}")
+        values[col] = np.asarray(vals, dtype=object) if n else np.full(0, None, dtype=object)
+
+    # ---- currency ------------------------------------------------------------------------
+    if "currency" in CANONICAL_COLUMNS[entity]:
+        raw_cur = values.get("currency", np.full(n, None, dtype=object))
+        codes = _per_unique(raw_cur, lambda c: normalize_currency(c)[0])
+        badcur = np.array([r is not None and c is None for r, c in zip(raw_cur, codes)], dtype=bool)
+        reasons.add(badcur, lambda i, raw_cur=raw_cur: f"unknown_currency: {_q(raw_cur[i])}")
+        # the currency column wins, then a symbol on the amount, then the mapping's default
+        out = [c if c is not None else (r if r is not None else (h if h is not None else em.currency))
+               for c, r, h in zip(codes, raw_cur, currency_hint)]
+        values["currency"] = np.array(out, dtype=object) if n else np.full(0, None, dtype=object)
+
+    # ---- customer reference ----------------------------------------------------------------
+    if entity in ("orders", "events"):
+        cid = values.get("customer_id", np.full(n, None, dtype=object))
+        ref_cols = [c for c in match_cols if c in values]
+        need_match = np.array([c is None for c in cid], dtype=bool)
+        ref_vals = {c: values[c] for c in ref_cols}
+        has_ref = np.zeros(n, dtype=bool)
+        for c in ref_cols:
+            has_ref |= np.array([v is not None for v in ref_vals[c]], dtype=bool)
+        to_match = need_match & has_ref
+        if to_match.any():
+            if lookup is None:
+                raise FileRejected(
+                    f"{name}: {int(to_match.sum())} row(s) name the customer by "
+                    f"{'/'.join(c.replace('customer_', '') for c in ref_cols)} instead of customer_id, "
+                    "but no customers_lookup was given to match them"
+                )
+            by_name, by_phone = _lookup_index(lookup, em.phone_country_code)
+            cid = cid.copy()
+            cache: dict[tuple, tuple[str | None, str | None]] = {}
+            for i in np.flatnonzero(to_match):
+                nm = ref_vals["customer_name"][i] if "customer_name" in ref_vals else None
+                ph = ref_vals["customer_phone"][i] if "customer_phone" in ref_vals else None
+                key = (nm, ph)
+                res = cache.get(key)
+                if res is None:
+                    cands: set[str] | None = None
+                    desc = []
+                    if nm is not None:
+                        cands = set(by_name.get(nm.casefold(), set()))
+                        desc.append(f"name={_q(nm)}")
+                    if ph is not None:
+                        got = by_phone.get(ph, set())
+                        cands = set(got) if cands is None else cands & got
+                        desc.append(f"phone={_q(ph)}")
+                    cands = cands or set()
+                    if len(cands) == 1:
+                        res = (next(iter(cands)), None)
+                    elif not cands:
+                        res = (None, "unmatched_customer: " + ", ".join(desc))
+                    else:
+                        res = (None, "ambiguous_customer: " + ", ".join(desc) + f" matches {len(cands)} customers")
+                    cache[key] = res
+                cid[i] = res[0]
+                if res[1]:
+                    reasons._push(i, res[1])
+        values["customer_id"] = cid
+        unresolved_no_ref = need_match & ~has_ref
+        if "customer_id" in em.required:
+            reasons.add(unresolved_no_ref, "missing_id: customer_id")
+
+    # ---- ids and required values -------------------------------------------------------------
+    id_col = em.id_column
+    ids = values.get(id_col, np.full(n, None, dtype=object))
+    if em.generate_missing_id:
+        gen_mask = np.array([v is None for v in ids], dtype=bool)
+        if gen_mask.any():
+            ids = ids.copy()
+            other = [c for c in CANONICAL_COLUMNS[entity] if c != id_col]
+            for i in np.flatnonzero(gen_mask):
+                basis = "\x1f".join(str(values[c][i]) if c in values and values[c][i] is not None else "" for c in other)
+                ids[i] = "gen-" + hashlib.sha1(f"{em.source}\x1e{basis}".encode()).hexdigest()[:16]
+        values[id_col] = ids
+    else:
+        reasons.add(np.array([v is None for v in ids], dtype=bool), f"missing_id: {id_col}")
+    for col in em.required:
+        if col == id_col or (col == "customer_id" and entity != "customers"):
+            continue  # handled above
+        vals = values.get(col)
+        if vals is None:
+            continue
+        # a present-but-unparseable value already has its own reason
+        miss = np.array([v is None for v in vals], dtype=bool) & ~raw_present.get(col, np.zeros(n, dtype=bool))
+        reasons.add(miss, f"missing_required: {col}")
+
+    # ---- duplicates among otherwise valid rows ----------------------------------------------
+    bad = reasons.bad()
+    ids = values[id_col]
+    seen: set[str] = set()
+    for i in range(n):
+        if bad[i]:
+            continue
+        v = ids[i]
+        if v in seen:
+            reasons._push(i, f"duplicate_id_in_file: {v}")
+        else:
+            seen.add(v)
+    bad = reasons.bad()
+
+    # ---- output frames ------------------------------------------------------------------------
+    extra_idx = [i for i in range(width) if i not in used]
+    # ignore unnamed columns that are empty everywhere (trailing delimiters)
+    extra_idx = [
+        i for i in extra_idx
+        if header[i].strip() or any((r[i].strip() if i < len(r) else "") for r in fixed)
+    ]
+    extra_columns = [display[i] for i in extra_idx]
+    good = np.flatnonzero(~bad)
+    rn = np.asarray(table.row_numbers, dtype=np.int64)
+
+    extras: list[str | None] = []
+    if n:
+        raw_cols = {i: frame[i].to_numpy() for i in extra_idx}
+        for i in good:
+            d: dict[str, Any] = {}
+            for j in extra_idx:
+                v = raw_cols[j][i]
+                if v is not None and str(v).strip():
+                    d[display[j]] = v
+            if invalid_notes[i]:
+                d["_invalid"] = invalid_notes[i]
+            extras.append(_json(d) if d else None)
+
+    out: dict[str, Any] = {}
+    for col in CANONICAL_COLUMNS[entity]:
+        arr = values.get(col, np.full(n, None, dtype=object))
+        out[col] = pd.Series(arr[good] if n else [], dtype="str")
+    out["_row_number"] = pd.Series(rn[good] if n else [], dtype="int64")
+    out["_extra"] = pd.Series(extras, dtype="str")
+    rows_df = pd.DataFrame(out) if n else _empty_rows_frame(entity)
+    rows_df = rows_df.reset_index(drop=True)
+
+    qidx = np.flatnonzero(bad)
+    q_rows = []
+    for i in qidx:
+        rec = rows[i]
+        raw = {display[j]: (rec[j] if j < len(rec) else None) for j in range(width)}
+        if len(rec) > width:
+            raw["_overflow"] = rec[width:]
+        items = reasons.items[i] or []
+        if items and items[0].startswith("field_count"):
+            items = items[:1]  # other checks ran on misaligned fields: not meaningful
+        q_rows.append((int(rn[i]), "; ".join(items), _json(raw)))
+    quarantined = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS)
+    quarantined = quarantined.astype({"_row_number": "int64", "reason": "str", "raw_values": "str"})
+
+    result = NormalizedFile(
+        rows=rows_df,
+        quarantined=quarantined,
+        extra_columns=extra_columns,
+        encoding=table.encoding,
+        rows_in=n,
+        source=em.source,
+        entity=entity,
+        path=path,
+        delimiter=table.delimiter,
+        sheet=table.sheet,
+        header=list(header),
+        column_map=column_map,
+    )
+    assert result.rows_in == len(result.rows) + len(result.quarantined)
+    return result
+
+
+# ----------------------------------------------------------------------------------------
+# write_vendor_export
+
+
+def _fmt_strftime(value: _dt.datetime | _dt.date, fmt: str) -> str:
+    """strftime with portable ``%-m``/``%-d``/``%-H``/``%-I``/``%-M`` (no zero padding)."""
+    if "%-" in fmt:
+        repl = {
+            "%-m": str(value.month),
+            "%-d": str(value.day),
+        }
+        if isinstance(value, _dt.datetime):
+            repl.update({
+                "%-H": str(value.hour),
+                "%-I": str(value.hour % 12 or 12),
+                "%-M": str(value.minute),
+            })
+        for k, v in repl.items():
+            fmt = fmt.replace(k, v.replace("%", "%%"))
+    return value.strftime(fmt)
+
+
+def _format_amount_text(text: str, em: EntityMapping) -> str:
+    ex = em.export
+    d = Decimal(text)
+    neg = d < 0
+    d = abs(d)
+    plain = format(d, "f")
+    int_part, _, frac = plain.partition(".")
+    if ex.amount_thousands:
+        groups = []
+        while len(int_part) > 3:
+            groups.insert(0, int_part[-3:])
+            int_part = int_part[:-3]
+        groups.insert(0, int_part)
+        int_part = ex.amount_thousands.join(groups)
+    body = int_part + ((em.decimal_separator + frac) if frac else "")
+    return ("-" if neg else "") + ex.amount_prefix + body + ex.amount_suffix
+
+
+@lru_cache(maxsize=16)
+def _zone_or_none(tz: str) -> ZoneInfo | None:
+    return None if tz.upper() in ("UTC", "GMT") else ZoneInfo(tz)
+
+
+def _to_local(ts: _dt.datetime, tz: str) -> _dt.datetime:
+    zone = _zone_or_none(tz)
+    aware = ts.replace(tzinfo=_dt.timezone.utc)
+    return aware.astimezone(zone) if zone is not None else aware
+
+
+def _canonical_date(v: Any) -> _dt.date | None:
+    if not isinstance(v, str) or len(v) != 10:
+        return None
+    try:
+        return _dt.date.fromisoformat(v)
+    except ValueError:
+        return None
+
+
+def _canonical_timestamp(v: Any) -> _dt.datetime | None:
+    if not isinstance(v, str) or len(v) != 19 or v[10] != " ":
+        return None
+    try:
+        return _dt.datetime.fromisoformat(v)
+    except ValueError:
+        return None
+
+
+def _canonical_amount(v: Any) -> Decimal | None:
+    if not isinstance(v, str) or not v or not all(c.isdigit() or c in "-." for c in v):
+        return None
+    try:
+        d = Decimal(v)
+    except ArithmeticError:
+        return None
+    return d if d.is_finite() else None
+
+
+def _header_for(spec) -> list[str]:
+    if spec.concat:
+        return [part[0] for part in spec.concat]
+    return [spec.headers[0]]
+
+
+def _split_concat(value: str | None, parts: int, sep: str) -> list[str | None]:
+    if value is None:
+        return [None] * parts
+    bits = value.split(sep) if sep else [value]
+    if len(bits) <= 1:
+        return [None] * (parts - 1) + [value]  # a single word goes to the last part (Last Name)
+    head = sep.join(bits[: len(bits) - (parts - 1)])
+    return [head] + bits[len(bits) - (parts - 1):]
+
+
+def write_vendor_export(
+    frames: dict[str, pd.DataFrame],
+    out_dir: str | os.PathLike[str],
+    source: str,
+    file_stem: str = "export",
+    *,
+    file_format: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    mapping: Mapping | None = None,
+    search_dirs: list[str] | None = None,
+) -> dict[str, Path]:
+    """Write canonical frames as ``source`` would export them.
+
+    Files go to ``out_dir/<source>/<entity>/<file_stem>.<csv|tsv|txt|xlsx>`` (so ``out_dir`` is
+    the landing folder); returns ``{entity: path}``.  Keys starting with ``_`` are ignored.
+    Values that are not canonical (e.g. the deliberately bad rows of ``generate_frames``:
+    ``abc`` amounts, ``not-a-date``, unknown statuses) are written verbatim, so they are
+    quarantined again when the file is read back; empty strings are written as empty.  Headers are the first alias of each
+    mapped column, values use the mapping's ``export`` section (date/timestamp formats,
+    amount prefix/thousands, status/event/gender vocabulary = first alias, phone style,
+    ``customer_ref``).  ``file_format``/``encoding``/``delimiter`` override the mapping, e.g.
+    ``file_format="txt", encoding="utf-16-le"`` for Excel "Unicode text" (tab, with BOM).
+    Orders/events with ``customer_ref: name`` need ``frames["customers"]`` for the names.
+    """
+    mapping = mapping or load_mapping(source, search_dirs)
+    out_dir = Path(out_dir)
+    written: dict[str, Path] = {}
+    names_by_id: dict[str, str] = {}
+    phones_by_id: dict[str, str] = {}
+    if "customers" in frames and "name" in frames["customers"].columns:
+        cust = frames["customers"]
+        for cid, nm in zip(_obj(cust["customer_id"]), _obj(cust["name"])):
+            if cid is not None and nm is not None:
+                names_by_id.setdefault(str(cid), str(nm))
+        if "phone" in cust.columns:
+            for cid, ph in zip(_obj(cust["customer_id"]), _obj(cust["phone"])):
+                if cid is not None and ph is not None:
+                    phones_by_id.setdefault(str(cid), str(ph))
+    for entity, frame in frames.items():
+        if entity.startswith("_"):
+            continue
+        em = mapping.entity(entity)
+        ex = em.export
+        fmt = file_format or ex.format
+        enc = encoding or ex.encoding
+        delim = delimiter or ("\t" if fmt in ("tsv", "txt") else ex.delimiter)
+        typed = fmt == "xlsx" and ex.xlsx_typed
+        n = len(frame)
+        col = {c: (_obj(frame[c]) if c in frame.columns else np.full(n, None, dtype=object)) for c in CANONICAL_COLUMNS[entity]}
+
+        headers: list[str] = []
+        columns: list[list[Any]] = []
+
+        def emit(hdrs: list[str], cols: list[list[Any]]) -> None:
+            headers.extend(hdrs)
+            columns.extend(cols)
+
+        ref = ex.customer_ref
+        by_name = ref in ("name", "name_phone", "both") and "customer_name" in em.columns
+        by_phone = ref == "name_phone" and "customer_phone" in em.columns
+        if (by_name or by_phone) and n and not names_by_id:
+            raise ValueError(f"{source}.{entity}: export.customer_ref '{ref}' needs frames['customers'] with names")
+        for cname, spec in em.columns.items():
+            if cname == "customer_phone":
+                if by_phone:
+                    raw_phones = [phones_by_id.get(str(c)) if c is not None else None for c in col["customer_id"]]
+                    prefix = "+" + em.phone_country_code
+                    out_p = []
+                    for v in raw_phones:
+                        canon = normalize_phone(v, em.phone_country_code)[0] if v is not None else None
+                        if canon is not None and ex.phone == "national" and canon.startswith(prefix):
+                            canon = canon[len(prefix):]
+                        out_p.append(canon if canon is not None else v)
+                    emit(_header_for(spec), [out_p])
+                continue
+            if cname == "customer_name":
+                if by_name:
+                    emit(_header_for(spec), [[names_by_id.get(str(c)) if c is not None else None for c in col["customer_id"]]])
+                continue
+            if cname == "customer_id" and entity != "customers" and by_name and ref != "both":
+                continue
+            vals = col[cname]
+            kind = COLUMN_KINDS.get(cname, "text")
+            if spec.concat:
+                split = [_split_concat(v, len(spec.concat), spec.sep) for v in vals]
+                emit(_header_for(spec), [[s[k] for s in split] for k in range(len(spec.concat))])
+                continue
+            out_vals: list[Any] = []
+            if kind == "date":
+                for v in vals:
+                    d = _canonical_date(v)
+                    if d is None:
+                        out_vals.append(v)  # empty or not canonical: written as is
+                    else:
+                        out_vals.append(d if typed else _fmt_strftime(d, ex.date_format))
+            elif kind == "timestamp":
+                for v in vals:
+                    t = _canonical_timestamp(v)
+                    if t is None:
+                        out_vals.append(v)
+                    else:
+                        local = _to_local(t, em.timezone)
+                        out_vals.append(local.replace(tzinfo=None) if typed else _fmt_strftime(local, ex.timestamp_format))
+            elif kind == "amount":
+                for v in vals:
+                    d = _canonical_amount(v)
+                    if d is None:
+                        out_vals.append(v)
+                    elif typed:
+                        out_vals.append(float(d))
+                    else:
+                        out_vals.append(_format_amount_text(str(v), em))
+            elif kind == "phone":
+                prefix = "+" + em.phone_country_code
+                for v in vals:
+                    canon = normalize_phone(v, em.phone_country_code)[0] if v is not None else None
+                    if canon is None:
+                        out_vals.append(v)
+                    elif ex.phone == "national" and canon.startswith(prefix):
+                        out_vals.append(canon[len(prefix):])
+                    else:
+                        out_vals.append(canon)
+            elif cname in em.vocab_spec:
+                spec_v = em.vocab_spec[cname]
+                first = {canon: (aliases[0] if aliases else canon) for canon, aliases in spec_v.items()}
+                out_vals = [first.get(str(v), v) if v is not None else None for v in vals]
+            else:
+                out_vals = list(vals)
+            emit(_header_for(spec), [out_vals])
+
+        suffix = {"csv": ".csv", "tsv": ".tsv", "txt": ".txt", "xlsx": ".xlsx"}[fmt]
+        target = out_dir / source / entity / f"{file_stem}{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        records = list(zip(*columns)) if columns else []
+        if fmt == "xlsx":
+            _write_xlsx(target, ex.sheet, headers, records)
+        else:
+            _write_text(target, enc, delim, headers, records)
+        written[entity] = target
+    return written
+
+
+def _write_text(target: Path, enc: str, delim: str, headers: list[str], records: list[tuple]) -> None:
+    norm = enc.lower().replace("_", "-")
+    bom = norm in ("utf-16-le", "utf-16-be", "utf-16le", "utf-16be")  # Excel writes a BOM
+    with open(target, "w", encoding=enc, newline="") as fh:
+        if bom:
+            fh.write("\ufeff")
+        w = csv.writer(fh, delimiter=delim, lineterminator="\r\n")
+        w.writerow(headers)
+        for rec in records:
+            w.writerow(["" if v is None else v for v in rec])
+
+
+def _write_xlsx(target: Path, sheet: str, headers: list[str], records: list[tuple]) -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title=sheet)
+
+    def cell(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("="):  # keep text, never a formula
+            c = WriteOnlyCell(ws, value=v)
+            c.data_type = "s"
+            return c
+        return v
+
+    ws.append([cell(h) for h in headers])
+    for rec in records:
+        ws.append([cell(v) for v in rec])
+    wb.save(target)
