@@ -1,3 +1,8 @@
+{%- set value_source = var('tier_value_source') -%}
+{%- if value_source not in ('rfm', 'clv') -%}
+{{ exceptions.raise_compiler_error("var tier_value_source must be 'rfm' or 'clv', got " ~ value_source) }}
+{%- endif -%}
+{%- set currency_symbol = {'CNY': '¥', 'USD': '$', 'EUR': '€', 'HKD': 'HK$'}.get(var('base_currency'), var('base_currency') ~ ' ') -%}
 with
 
 customers as (
@@ -17,8 +22,25 @@ tier_rules as (
     select * from {{ ref('tier_rules') }}
 
 ),
+{%- if value_source == 'clv' %}
 
-scored_customers as (
+clv as (
+
+    -- read only when tier_value_source = clv
+    select * from {{ ref('customer_clv') }}
+
+),
+
+clv_model as (
+
+    -- CLV is the value score only when both models fitted; otherwise tiers keep their rfm meaning
+    select coalesce(bool_and(model_status = 'fitted'), false) as is_clv_fitted
+    from clv
+
+),
+{%- endif %}
+
+value_basis as (
 
     select
         customers.customer_id,
@@ -28,18 +50,41 @@ scored_customers as (
         scores.r_score,
         scores.f_score,
         scores.m_score,
+        {%- if value_source == 'clv' %}
+        clv.clv,
+        case when clv_model.is_clv_fitted then 'clv' else 'rfm' end as value_source,
+        case when clv_model.is_clv_fitted then clv.clv_score else scores.value_score end as value_score,
+        case when clv_model.is_clv_fitted then clv.clv_percentile else scores.value_percentile end
+            as value_percentile
+        {%- else %}
+        cast(null as double) as clv,
+        'rfm' as value_source,
         scores.value_score,
-        scores.value_percentile,
-        {% if var('tier_method') == 'threshold' -%}
-        scores.value_score as tier_metric
-        {%- elif var('tier_method') == 'percentile' -%}
-        scores.value_percentile as tier_metric
-        {%- else -%}
-        {{ exceptions.raise_compiler_error("var tier_method must be 'percentile' or 'threshold', got " ~ var('tier_method')) }}
+        scores.value_percentile
         {%- endif %}
 
     from customers
     left join scores on customers.customer_id = scores.customer_id
+    {%- if value_source == 'clv' %}
+    left join clv on customers.customer_id = clv.customer_id
+    cross join clv_model
+    {%- endif %}
+
+),
+
+scored_customers as (
+
+    select
+        *,
+        {% if var('tier_method') == 'threshold' -%}
+        value_score as tier_metric
+        {%- elif var('tier_method') == 'percentile' -%}
+        value_percentile as tier_metric
+        {%- else -%}
+        {{ exceptions.raise_compiler_error("var tier_method must be 'percentile' or 'threshold', got " ~ var('tier_method')) }}
+        {%- endif %}
+
+    from value_basis
 
 ),
 
@@ -78,7 +123,18 @@ placed as (
                 then 'joined ' || scored_customers.tenure_days || ' days ago < {{ var("new_customer_days") }}: too new to judge'
             when scored_customers.value_score is null
                 then 'no net purchase as of ' || scored_customers.as_of_date || ': lowest tier'
-            else 'R=' || scored_customers.r_score || ' F=' || scored_customers.f_score || ' M=' || scored_customers.m_score
+            {%- if value_source == 'clv' %}
+            when scored_customers.value_source = 'clv'
+                then 'CLV {{ currency_symbol }}' || format('{:,.0f}', scored_customers.clv)
+                    || ' (value score ' || printf('%.2f', scored_customers.value_score)
+                    || ', percentile ' || printf('%.3f', scored_customers.value_percentile) || ')'
+                    || ' >= ' || matched_rule.tier || ' cut ' || printf('%.2f', matched_rule.tier_cut)
+                    || ' ({{ var("tier_method") }})'
+                    || coalesce('; R=' || scored_customers.r_score || ' F=' || scored_customers.f_score
+                        || ' M=' || scored_customers.m_score, '')
+            {%- endif %}
+            else {% if value_source == 'clv' %}'CLV model fell back to rules only (see clv_model_fits): rfm value score used; '
+                || {% endif %}'R=' || scored_customers.r_score || ' F=' || scored_customers.f_score || ' M=' || scored_customers.m_score
                 || '; value score ' || printf('%.2f', scored_customers.value_score)
                 || ' (percentile ' || printf('%.3f', scored_customers.value_percentile) || ')'
                 || ' >= ' || matched_rule.tier || ' cut ' || printf('%.2f', matched_rule.tier_cut)
@@ -104,6 +160,8 @@ final as (
         placed.value_score,
         placed.value_percentile,
         '{{ var("tier_method") }}' as tier_method,
+        placed.value_source,
+        placed.clv,
         placed.tier_cut,
         placed.tier_reason,
         tier_rules.service_en,

@@ -1,5 +1,9 @@
 {%- set weights = var('rfm_weights') -%}
 {%- set weight_sum = weights.recency + weights.frequency + weights.monetary -%}
+{%- set scoring = var('rfm_scoring') -%}
+{%- if scoring not in ('quantile', 'threshold') -%}
+{{ exceptions.raise_compiler_error("var rfm_scoring must be 'quantile' or 'threshold', got " ~ scoring) }}
+{%- endif -%}
 with
 
 behaviour as (
@@ -7,6 +11,15 @@ behaviour as (
     select * from {{ ref('fct_customer_behaviour') }}
 
 ),
+{%- if scoring == 'threshold' %}
+
+thresholds as (
+
+    -- absolute cuts per score (seed rfm_thresholds), read only when rfm_scoring = threshold
+    select * from {{ ref('rfm_thresholds') }}
+
+),
+{%- endif %}
 
 buyers as (
 
@@ -24,18 +37,45 @@ buyers as (
 
 ),
 
-scored as (
+ranked as (
 
     select
         *,
         {{ midrank_percentile('recency_days', higher_is_better=false) }} as r_percentile,
         {{ midrank_percentile('frequency') }} as f_percentile,
-        {{ midrank_percentile('monetary') }} as m_percentile,
+        {{ midrank_percentile('monetary') }} as m_percentile
+
+    from buyers
+
+),
+
+scored as (
+    {%- if scoring == 'threshold' %}
+
+    -- the highest score whose absolute cut the customer reaches; score 1 is the floor
+    select
+        ranked.*,
+        coalesce(max(thresholds.score) filter (
+            where ranked.recency_days <= thresholds.recency_days_max or thresholds.recency_days_max is null
+        ), 1)::integer as r_score,
+        coalesce(max(thresholds.score) filter (where ranked.frequency >= thresholds.frequency_min), 1)::integer
+            as f_score,
+        coalesce(max(thresholds.score) filter (where ranked.monetary >= thresholds.monetary_min), 1)::integer
+            as m_score
+
+    from ranked
+    left join thresholds on true  -- an empty seed leaves every score at the floor, not the customer out
+    group by all
+    {%- else %}
+
+    select
+        *,
         {{ quantile_score('recency_days', higher_is_better=false) }} as r_score,
         {{ quantile_score('frequency') }} as f_score,
         {{ quantile_score('monetary') }} as m_score
 
-    from buyers
+    from ranked
+    {%- endif %}
 
 ),
 
@@ -46,6 +86,7 @@ valued as (
         r_score::varchar || f_score::varchar || m_score::varchar as rfm_cell,
         -- weighted mean of the percentiles, not of the 1-5 scores: 13 score levels would tie
         -- far more than 5% of customers at the top and leave the VIP tier empty
+        -- (with either rfm_scoring: threshold scores change the scores and segments, not the tiers)
         round((
             {{ weights.recency }} * r_percentile
             + {{ weights.frequency }} * f_percentile
@@ -74,6 +115,7 @@ final as (
         value_score,
         -- share of scored customers with a strictly lower value score: ties never split a tier
         (rank() over (order by value_score) - 1) / count(*) over () as value_percentile,
+        '{{ scoring }}' as rfm_scoring,
         config_version
 
     from valued
