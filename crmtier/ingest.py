@@ -232,42 +232,41 @@ def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
         raise FileRejected(f"{path.name}: duplicate column names in header")
     _check_truncated(path)
     columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    present = [c for c in COLUMNS[entity] if c in header]
+    extra = [h for h in header if h not in COLUMNS[entity]]
+    select_cols = ", ".join(
+        [_quote_ident(c) if c in present else f"null::varchar as {c}" for c in COLUMNS[entity]])
+    extra_expr = (f"to_json(struct_pack({', '.join(f'{_quote_ident(h)} := {_quote_ident(h)}' for h in extra)}))"
+                  if extra else "null::varchar")
+    # One pass, one copy: rows are numbered in file order (DuckDB preserves insertion order).
     con.execute(f"""
-        create temp table _parsed as
-        select row_number() over () as _seq, *
+        create temp table _incoming as
+        select row_number() over () as _row_number, {select_cols}, {extra_expr} as _extra
         from read_csv({_sql_str(str(path))}, header = true, auto_detect = false, delim = ',',
                       quote = '"', escape = '"', columns = {columns}, store_rejects = true,
                       rejects_table = '_rejects', rejects_scan = '_rejects_scan')""")
     rejects = con.execute("select line, error_type, csv_line from _rejects order by line").fetchall()
-    con.execute("drop table if exists _vendor_quarantine")
     con.execute("create temp table _vendor_quarantine (_row_number bigint, reason varchar, raw_values varchar)")
-    present = [c for c in COLUMNS[entity] if c in header]
-    extra = [h for h in header if h not in COLUMNS[entity]]
-    select_cols = ", ".join(
-        [c if c in present else f"null::varchar as {c}" for c in COLUMNS[entity]])
-    extra_expr = (f"to_json(struct_pack({', '.join(f'{_quote_ident(h)} := {_quote_ident(h)}' for h in extra)}))"
-                  if extra else "null::varchar")
     if rejects:
         # Malformed lines were set aside by DuckDB: renumber the good rows by their real position.
         reject_rows = sorted({int(line) - 1 for line, _, _ in rejects})
         con.executemany("insert into _vendor_quarantine values (?, ?, ?)",
                         [[int(line) - 1, f"malformed_line: {etype.lower()}", json.dumps({"line": csv_line})]
                          for line, etype, csv_line in rejects])
-        total = con.execute("select count(*) from _parsed").fetchone()[0] + len(reject_rows)
+        total = con.execute("select count(*) from _incoming").fetchone()[0] + len(reject_rows)
         con.execute("create temp table _rejected_rows (n bigint)")
         con.executemany("insert into _rejected_rows values (?)", [[r] for r in reject_rows])
         con.execute(f"""
             create temp table _good_positions as
             select row_number() over (order by n) as _seq, n as _row_number
             from range(1, {total + 1}) t(n) anti join _rejected_rows using (n)""")
-        row_number = "_good_positions._row_number"
-        join = "join _good_positions using (_seq)"
-    else:
-        row_number, join = "_seq", ""
-    con.execute(f"""create temp table _incoming as
-                    select {row_number} as _row_number, {select_cols}, {extra_expr} as _extra
-                    from _parsed {join}""")
-    for table in ("_parsed", "_rejects", "_rejects_scan", "_rejected_rows", "_good_positions"):
+        con.execute("""create temp table _renumbered as
+                       select positions._row_number, incoming.* exclude (_row_number)
+                       from _incoming as incoming join _good_positions as positions
+                           on incoming._row_number = positions._seq""")
+        con.execute("drop table _incoming")
+        con.execute("alter table _renumbered rename to _incoming")
+    for table in ("_rejects", "_rejects_scan", "_rejected_rows", "_good_positions"):
         con.execute(f"drop table if exists {table}")
     return extra
 
@@ -341,7 +340,8 @@ def _reason_sql(entity: str) -> str:
                   (f"coalesce(lower(trim(event_type)), '') not in ({event_types})",
                    "'unknown_event_type: ' || coalesce(event_type, '')")]
     dup_key = key
-    rules.append((f"_dup_rank > 1 and not ({blank(dup_key)})", f"'duplicate_id_in_file: ' || {dup_key}"))
+    rules.append(("_repeated._first_row is not null and _row_number > _repeated._first_row",
+                  f"'duplicate_id_in_file: ' || {dup_key}"))
     whens = "\n".join(f"when {cond} then {reason}" for cond, reason in rules)
     return f"case {whens} else null end"
 
@@ -349,29 +349,31 @@ def _reason_sql(entity: str) -> str:
 def _split_valid(con, entity: str, source: str, file_name: str, digest: str, load_id: str,
                  exported_at) -> tuple[int, int, int]:
     key = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}[entity]
-    cols = ", ".join(COLUMNS[entity])
+    cols = ", ".join(f"_incoming.{c}" for c in COLUMNS[entity])
+    # An id repeated within a file: the first row loads, later ones are quarantined. A hash
+    # aggregate finds the (few) repeated ids; ranking all rows would sort the whole file.
     con.execute(f"""
-        create or replace temp table _checked as
-        select *, {_reason_sql(entity)} as _reason
-        from (select *, row_number() over (partition by nullif(trim({key}), '') order by _row_number) as _dup_rank
-              from _incoming)""")
+        create or replace temp table _repeated as
+        select nullif(trim({key}), '') as _key, min(_row_number) as _first_row
+        from _incoming where nullif(trim({key}), '') is not null
+        group by 1 having count(*) > 1""")
+    reason = _reason_sql(entity)
+    source_rows = f"""from _incoming left join _repeated on nullif(trim(_incoming.{key}), '') = _repeated._key"""
     meta = [source, file_name, digest, load_id, exported_at]
-    con.execute(f"""
+    loaded = con.execute(f"""
         insert into raw.{entity}
         select {cols}, ?, ?, ?, _row_number, ?,
                (select coalesce(max(load_seq), 0) + 1 from raw.load_log), ?, _extra
-        from _checked where _reason is null""", meta)
-    con.execute(f"""
+        {source_rows} where {reason} is null""", meta).fetchone()[0]
+    bad = con.execute(f"""
         insert into raw.quarantine
-        select ?, ?, ?, ?, _row_number, _reason, to_json(struct_pack({', '.join(f'{c} := {c}' for c in COLUMNS[entity])}))
-        from _checked where _reason is not null""", [load_id, source, entity, file_name])
-    con.execute("insert into raw.quarantine select ?, ?, ?, ?, _row_number, reason, raw_values from _vendor_quarantine",
-                [load_id, source, entity, file_name])
-    loaded, bad = con.execute(
-        "select count(*) filter (where _reason is null), count(*) filter (where _reason is not null) from _checked"
-    ).fetchone()
-    vendor_bad = con.execute("select count(*) from _vendor_quarantine").fetchone()[0]
-    for table in ("_checked", "_incoming", "_vendor_quarantine"):
+        select ?, ?, ?, ?, _row_number, {reason},
+               to_json(struct_pack({', '.join(f'{c} := _incoming.{c}' for c in COLUMNS[entity])}))
+        {source_rows} where {reason} is not null""", [load_id, source, entity, file_name]).fetchone()[0]
+    vendor_bad = con.execute("""
+        insert into raw.quarantine select ?, ?, ?, ?, _row_number, reason, raw_values from _vendor_quarantine""",
+                             [load_id, source, entity, file_name]).fetchone()[0]
+    for table in ("_incoming", "_vendor_quarantine", "_repeated"):
         con.execute(f"drop table if exists {table}")
     if loaded + bad + vendor_bad == 0:
         raise FileRejected(f"{file_name}: empty file (header only, no data rows) for {source}/{entity}")

@@ -37,12 +37,7 @@ candidates as (
 latest as (
 
     -- a re-export repeats customers: keep the latest version of each
-    select *
-    from candidates
-    qualify row_number() over (
-        partition by customer_id
-        order by _exported_at desc, _load_seq desc, _row_number desc
-    ) = 1
+    {{ latest_version('candidates', 'customer_id') }}
 
 ),
 

@@ -39,12 +39,7 @@ candidates as (
 latest as (
 
     -- an event id repeated across exports loads once
-    select *
-    from candidates
-    qualify row_number() over (
-        partition by event_key
-        order by _exported_at desc, _load_seq desc, _row_number desc
-    ) = 1
+    {{ latest_version('candidates', 'event_key') }}
 
 ),
 

@@ -37,12 +37,7 @@ candidates as (
 latest as (
 
     -- a re-export repeats orders with changes (paid -> refunded): keep the latest version
-    select *
-    from candidates
-    qualify row_number() over (
-        partition by order_id
-        order by _exported_at desc, _load_seq desc, _row_number desc
-    ) = 1
+    {{ latest_version('candidates', 'order_id') }}
 
 ),
 
