@@ -112,3 +112,23 @@ def test_extra_columns_are_kept_and_reported(tmp_path, db):
     (outcome,) = ingest_landing(db, landing).files
     assert "vip_flag" in outcome.message
     assert rows(db, "select _extra from raw.customers") == [('{"vip_flag":"yes"}',)]
+
+
+def test_quarantine_report_counts_by_reason_and_file_with_samples(tmp_path, db):
+    from crmtier.quarantine_report import build_report, write_report
+
+    landing = tmp_path / "landing"
+    write_csv(landing / "generic/orders/a.csv", ORDERS, [
+        "O1,C1,2026-10-01,10,CNY,paid", "O2,C1,2026-10-01,abc,CNY,paid", "O3,C1,2026-10-01,x,CNY,paid",
+        "O4,C1,2026-10-01,5,CNY,shipped"])
+    write_csv(landing / "generic/events/e.csv", EVENTS, ["E1,,2026-10-01,login,app"])
+    report = ingest_landing(db, landing)
+    data = build_report(db, report.load_ids)
+    counts = {(r["reason"], r["file"]): r["rows"] for r in data["by_reason"]}
+    assert counts == {("non_numeric_amount", "a.csv"): 2, ("unknown_status", "a.csv"): 1,
+                      ("missing_id", "e.csv"): 1}
+    assert {(s["file"], s["row"]) for s in data["samples"]} == {("a.csv", 2), ("a.csv", 3), ("a.csv", 4),
+                                                                ("e.csv", 1)}
+    path = write_report(db, report.load_ids, tmp_path / "report", "2026-11-01")
+    text = path.read_text()
+    assert "| non_numeric_amount | generic | orders | a.csv | 2 |" in text and "amount=abc" in text

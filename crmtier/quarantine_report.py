@@ -1,0 +1,75 @@
+"""A readable quarantine report per run: counts by reason and file, and sample rows."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+SAMPLES_PER_REASON = 5
+
+
+def build_report(warehouse: str | Path, load_ids: list[str]) -> dict:
+    """Counts and samples of the rows set aside by the given loads (one run's files)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute("create temp table _loads (load_id varchar)")
+        con.executemany("insert into _loads values (?)", [[i] for i in load_ids])
+        files = con.execute("""
+            select log.source, log.entity, log.file_name, log.status, log.rows_in, log.rows_loaded,
+                   log.rows_quarantined, coalesce(log.message, '')
+            from raw.load_log as log semi join _loads on log.load_id = _loads.load_id
+            order by log.source, log.entity, log.file_name""").fetchall()
+        by_reason = con.execute("""
+            select split_part(reason, ':', 1) as code, _source, entity, _file_name, count(*) as n
+            from raw.quarantine as q semi join _loads on q._load_id = _loads.load_id
+            group by all order by n desc, code, _file_name""").fetchall()
+        samples = con.execute(f"""
+            select split_part(reason, ':', 1) as code, _file_name, _row_number, reason, raw_values
+            from raw.quarantine as q semi join _loads on q._load_id = _loads.load_id
+            qualify row_number() over (partition by split_part(reason, ':', 1) order by _file_name, _row_number)
+                <= {SAMPLES_PER_REASON}
+            order by code, _file_name, _row_number""").fetchall()
+    finally:
+        con.close()
+    return {
+        "files": [dict(zip(("source", "entity", "file", "status", "rows_in", "rows_loaded", "rows_quarantined",
+                            "message"), row)) for row in files],
+        "by_reason": [dict(zip(("reason", "source", "entity", "file", "rows"), row)) for row in by_reason],
+        "samples": [dict(zip(("reason", "file", "row", "detail", "raw_values"), row)) for row in samples],
+    }
+
+
+def render_markdown(report: dict, as_of_date: str) -> str:
+    total = sum(f["rows_quarantined"] or 0 for f in report["files"])
+    lines = [f"# Quarantine report, run as of {as_of_date}", "",
+             f"{len(report['files'])} file(s) this run; {total:,} row(s) quarantined. "
+             "Every file: rows in = rows loaded + rows quarantined.", "",
+             "## Files", "", "| source | entity | file | status | in | loaded | quarantined | message |",
+             "|---|---|---|---|---:|---:|---:|---|"]
+    for f in report["files"]:
+        lines.append(f"| {f['source']} | {f['entity']} | {f['file']} | {f['status']} | {f['rows_in']:,} | "
+                     f"{f['rows_loaded']:,} | {f['rows_quarantined']:,} | {_cell(f['message'])} |")
+    lines += ["", "## Quarantined rows by reason", "", "| reason | source | entity | file | rows |",
+              "|---|---|---|---|---:|"]
+    lines += [f"| {r['reason']} | {r['source']} | {r['entity']} | {r['file']} | {r['rows']:,} |"
+              for r in report["by_reason"]] or ["| (none) | | | | 0 |"]
+    lines += ["", f"## Sample rows (up to {SAMPLES_PER_REASON} per reason)", "",
+              "| reason | file | row | detail | raw values |", "|---|---|---:|---|---|"]
+    lines += [f"| {s['reason']} | {s['file']} | {s['row']} | {_cell(s['detail'])} | {_cell(s['raw_values'], 160)} |"
+              for s in report["samples"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(warehouse: str | Path, load_ids: list[str], folder: Path, as_of_date: str) -> Path:
+    report = build_report(warehouse, load_ids)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "quarantine.json").write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False))
+    path = folder / "quarantine.md"
+    path.write_text(render_markdown(report, as_of_date), encoding="utf-8")
+    return path
+
+
+def _cell(text, limit: int = 120) -> str:
+    text = str(text or "").replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
