@@ -46,6 +46,7 @@ class FileOutcome:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     message: str = ""
+    file_size: int | None = None
 
 
 @dataclass
@@ -80,6 +81,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             file_name varchar, file_hash varchar, exported_at timestamp, rows_in bigint,
             rows_loaded bigint, rows_quarantined bigint, status varchar, message varchar,
             extra_columns varchar)""")
+    con.execute("alter table raw.load_log add column if not exists file_size bigint")
 
 
 def file_hash(path: Path) -> str:
@@ -108,11 +110,17 @@ def ingest_landing(db_path: str | Path, landing: str | Path) -> IngestReport:
     report = IngestReport()
     con = duckdb.connect(str(db_path))
     try:
+        con.execute("set enable_progress_bar = false")  # no bar spam in task logs
         ensure_raw_schema(con)
         loaded = {row[0]: row[1] for row in con.execute(
             "select file_hash, file_name from raw.load_log where status = 'loaded'").fetchall()}
+        unchanged = {tuple(row) for row in con.execute(
+            "select source, entity, file_name, file_size, exported_at from raw.load_log where status = 'loaded'"
+        ).fetchall()}
         seen_this_run: set[str] = set()
         for source, entity, path in discover(landing):
+            if (source, entity, path.name, path.stat().st_size, _mtime(path)) in unchanged:
+                continue  # loaded before and untouched since: no need to hash it again
             digest = file_hash(path)
             load_id = f"{source}-{entity}-{digest[:16]}"
             if digest in loaded or digest in seen_this_run:
@@ -138,19 +146,18 @@ def _log_duplicate(con, outcome: FileOutcome) -> None:
     dup_id = f"{outcome.load_id}-dup-{hashlib.sha1(outcome.file_name.encode()).hexdigest()[:8]}"
     outcome.load_id = dup_id
     con.execute("delete from raw.load_log where load_id = ?", [dup_id])
-    con.execute("""insert into raw.load_log values (?, (select coalesce(max(load_seq), 0) + 1 from raw.load_log),
-                   ?, ?, ?, ?, null, 0, 0, 0, 'duplicate_file', ?, null)""",
-                [dup_id, outcome.source, outcome.entity, outcome.file_name, outcome.file_hash, outcome.message])
+    _insert_log(con, outcome, None, [])
 
 
 def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: str) -> FileOutcome:
     outcome = FileOutcome(source, entity, path.name, digest, load_id, "loaded")
-    exported_at = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None)
+    exported_at = _mtime(path)
+    outcome.file_size = path.stat().st_size
     con.execute("begin transaction")
     try:
         # A rejected file is retried on every run (it may have been fixed in place).
         con.execute("delete from raw.load_log where load_id = ?", [load_id])
-        con.execute("drop table if exists _incoming")
+        con.execute("drop view if exists _incoming")
         con.execute("drop table if exists _vendor_quarantine")
         if source == "generic" and path.suffix.lower() == ".csv":
             extra = _stage_generic_csv(con, entity, path)
@@ -177,12 +184,20 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
     return outcome
 
 
+def _mtime(path: Path) -> datetime:
+    """The file's modified time (UTC, naive): when the export was made, as far as we can tell."""
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None)
+
+
 def _insert_log(con, outcome: FileOutcome, exported_at, extra: list[str]) -> None:
-    con.execute("""insert into raw.load_log values (?, (select coalesce(max(load_seq), 0) + 1 from raw.load_log),
-                   ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+    con.execute("""insert into raw.load_log by name
+                   select ? as load_id, (select coalesce(max(load_seq), 0) + 1 from raw.load_log) as load_seq,
+                          ? as source, ? as entity, ? as file_name, ? as file_hash, ? as exported_at,
+                          ? as rows_in, ? as rows_loaded, ? as rows_quarantined, ? as status, ? as message,
+                          ? as extra_columns, ? as file_size""",
                 [outcome.load_id, outcome.source, outcome.entity, outcome.file_name, outcome.file_hash,
                  exported_at, outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined,
-                 outcome.status, outcome.message, json.dumps(extra) if extra else None])
+                 outcome.status, outcome.message, json.dumps(extra) if extra else None, outcome.file_size])
 
 
 def _sql_str(value: str) -> str:
@@ -238,13 +253,17 @@ def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
         [_quote_ident(c) if c in present else f"null::varchar as {c}" for c in COLUMNS[entity]])
     extra_expr = (f"to_json(struct_pack({', '.join(f'{_quote_ident(h)} := {_quote_ident(h)}' for h in extra)}))"
                   if extra else "null::varchar")
-    # One pass, one copy: rows are numbered in file order (DuckDB preserves insertion order).
+    # One pass, one copy. Rows are numbered by the temp table's rowid: DuckDB keeps insertion
+    # (file) order, and a row_number() window over all rows would cost a second pass.
     con.execute(f"""
-        create temp table _incoming as
-        select row_number() over () as _row_number, {select_cols}, {extra_expr} as _extra
+        create temp table _read as
+        select {select_cols}, {extra_expr} as _extra
         from read_csv({_sql_str(str(path))}, header = true, auto_detect = false, delim = ',',
                       quote = '"', escape = '"', columns = {columns}, store_rejects = true,
                       rejects_table = '_rejects', rejects_scan = '_rejects_scan')""")
+    # (inside a transaction rowids start at an offset: number relative to the first)
+    con.execute("""create temp view _incoming as
+                   select rowid - (select min(rowid) from _read) + 1 as _row_number, * from _read""")
     rejects = con.execute("select line, error_type, csv_line from _rejects order by line").fetchall()
     con.execute("create temp table _vendor_quarantine (_row_number bigint, reason varchar, raw_values varchar)")
     if rejects:
@@ -264,8 +283,8 @@ def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
                        select positions._row_number, incoming.* exclude (_row_number)
                        from _incoming as incoming join _good_positions as positions
                            on incoming._row_number = positions._seq""")
-        con.execute("drop table _incoming")
-        con.execute("alter table _renumbered rename to _incoming")
+        con.execute("drop view _incoming")
+        con.execute("create temp view _incoming as select * from _renumbered")
     for table in ("_rejects", "_rejects_scan", "_rejected_rows", "_good_positions"):
         con.execute(f"drop table if exists {table}")
     return extra
@@ -294,9 +313,10 @@ def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
     frame = frame[["_row_number", *COLUMNS[entity], "_extra"]]
     con.register("_vendor_rows", frame)
     casts = ", ".join(f"cast({c} as varchar) as {c}" for c in COLUMNS[entity])
-    con.execute(f"""create temp table _incoming as
+    con.execute(f"""create temp table _renumbered as
                     select cast(_row_number as bigint) as _row_number, {casts}, cast(_extra as varchar) as _extra
                     from _vendor_rows""")
+    con.execute("create temp view _incoming as select * from _renumbered")
     con.unregister("_vendor_rows")
     quarantined = normalized.quarantined[["_row_number", "reason", "raw_values"]]
     con.register("_vq", quarantined)
@@ -352,13 +372,19 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
     cols = ", ".join(f"_incoming.{c}" for c in COLUMNS[entity])
     # An id repeated within a file: the first row loads, later ones are quarantined. A hash
     # aggregate finds the (few) repeated ids; ranking all rows would sort the whole file.
+    # Grouping 64-bit hashes is much cheaper than grouping the id strings; the few candidate
+    # hashes are then checked on the ids themselves (a hash collision is not a duplicate).
     con.execute(f"""
         create or replace temp table _repeated as
-        select nullif(trim({key}), '') as _key, min(_row_number) as _first_row
-        from _incoming where nullif(trim({key}), '') is not null
+        with candidate_hashes as (
+            select hash(trim({key})) as h from _incoming
+            where nullif(trim({key}), '') is not null group by 1 having count(*) > 1
+        )
+        select trim({key}) as _key, min(_row_number) as _first_row
+        from _incoming semi join candidate_hashes on hash(trim(_incoming.{key})) = candidate_hashes.h
         group by 1 having count(*) > 1""")
     reason = _reason_sql(entity)
-    source_rows = f"""from _incoming left join _repeated on nullif(trim(_incoming.{key}), '') = _repeated._key"""
+    source_rows = f"""from _incoming left join _repeated on trim(_incoming.{key}) = _repeated._key"""
     meta = [source, file_name, digest, load_id, exported_at]
     loaded = con.execute(f"""
         insert into raw.{entity}
@@ -373,7 +399,8 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
     vendor_bad = con.execute("""
         insert into raw.quarantine select ?, ?, ?, ?, _row_number, reason, raw_values from _vendor_quarantine""",
                              [load_id, source, entity, file_name]).fetchone()[0]
-    for table in ("_incoming", "_vendor_quarantine", "_repeated"):
+    con.execute("drop view if exists _incoming")
+    for table in ("_read", "_renumbered", "_vendor_quarantine", "_repeated"):
         con.execute(f"drop table if exists {table}")
     if loaded + bad + vendor_bad == 0:
         raise FileRejected(f"{file_name}: empty file (header only, no data rows) for {source}/{entity}")
