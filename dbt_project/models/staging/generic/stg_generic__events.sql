@@ -49,7 +49,7 @@ renamed as (
         event_key as event_id,
         trim(customer_id) as customer_id,
         cast(event_time as timestamp) as event_at,
-        cast(cast(event_time as timestamp) as date) as event_date,
+        cast(event_at as date) as event_date,  -- reuses the parsed event_at
         lower(trim(event_type)) as event_type,
         nullif(lower(trim(channel)), '') as channel,
         _source as source_system,

@@ -47,7 +47,7 @@ renamed as (
         trim(order_id) as order_id,
         trim(customer_id) as customer_id,
         cast(order_time as timestamp) as ordered_at,
-        cast(cast(order_time as timestamp) as date) as order_date,
+        cast(ordered_at as date) as order_date,  -- reuses the parsed ordered_at
         cast(amount as decimal(18, 2)) as amount,
         coalesce(upper(nullif(trim(currency), '')), '{{ var("base_currency") }}') as currency,
         lower(trim(status)) as order_status,
