@@ -1,6 +1,7 @@
 """The pipeline's stages as plain functions: Airflow tasks call these, tests call them directly.
 
-ingest -> gate raw -> dbt staging -> gate staging -> dbt intermediate + marts -> gate marts -> publish
+ingest -> gate raw -> dbt staging -> gate staging -> dbt intermediate + marts (+ history) -> gate marts
+-> gate drift -> publish -> outbox -> notify
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ log = logging.getLogger("crmtier")
 
 # Seeds (rules, fx rates) build with staging: staging tests reference them.
 STAGING_SELECT = ["path:seeds", "path:models/staging"]
-MARTS_SELECT = ["path:models/intermediate", "path:models/marts"]
+# history (customer_history, transitions, alerts) builds with the marts: it reads them
+MARTS_SELECT = ["path:models/intermediate", "path:models/marts", "path:models/history"]
 
 
 def progress(message: str) -> None:
@@ -31,6 +33,12 @@ def ingest_step(as_of_date: str) -> list[str]:
     for line in report.summary().splitlines():
         progress(f"ingest: {line}")
     _write_report(as_of_date, "ingest.json", [vars(f) for f in report.files])
+    if report.files:
+        from crmtier.quarantine_report import write_report
+
+        path = write_report(paths.warehouse, report.load_ids, paths.reports / as_of_date, as_of_date)
+        quarantined = sum(f.rows_quarantined for f in report.files)
+        progress(f"ingest: {quarantined:,} rows quarantined; quarantine report: {path}")
     return report.load_ids
 
 
@@ -95,6 +103,37 @@ def publish_step(as_of_date: str, run_id: str) -> dict:
     return counts
 
 
+def drift_gate_step(as_of_date: str) -> dict:
+    """Gate `drift`: this date against the previous as-of date in history.customer_history. The
+    gate's bounds (gates.yml) also go to the SQL, so the failure message shows them."""
+    from crmtier.gates import load_gates
+
+    bounds = load_gates()["gates"]["drift"].get("thresholds") or {}
+    return gate_step("drift", {"as_of_date": as_of_date, **bounds})
+
+
+def outbox_step(as_of_date: str, run_id: str) -> dict:
+    """Alerts of the date as files per action, with contacts (crmtier.outbox)."""
+    from crmtier.outbox import outbox_dir, read_manifest, write_outbox
+
+    out_dir = outbox_dir()
+    counts = write_outbox(get_paths().warehouse, out_dir, as_of_date, run_id)
+    manifest = read_manifest(out_dir, as_of_date)
+    new = {action: info["new_alerts"] for action, info in manifest.get("actions", {}).items()}
+    progress(f"outbox: {manifest.get('folder', out_dir)} "
+             + (", ".join(f"{a}={n} ({new.get(a, 0)} new)" for a, n in counts.items()) or "no alerts"))
+    return {"outbox": manifest.get("folder"), "alerts": counts, "new_alerts": new}
+
+
+def notify_step(as_of_date: str, run_id: str, outbox: dict) -> dict:
+    """End-of-run message (alert counts per action, outbox folder) to the log, webhook and/or e-mail."""
+    from crmtier.notify import notify, run_message
+
+    message = run_message(as_of_date, run_id, outbox.get("alerts") or {}, outbox.get("new_alerts"),
+                          outbox.get("outbox"), str(get_paths().publish))
+    return {"sent": notify(message), "title": message["title"]}
+
+
 def summarize(snapshot: str | Path) -> dict:
     """Tier and status counts of a published snapshot."""
     import duckdb
@@ -141,6 +180,9 @@ def on_failure(context) -> None:
     else:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("[crmtier] FAILED task %s (run %s): %s", getattr(ti, "task_id", "?"), context.get("run_id"), first)
+    from crmtier.notify import notify_failure
+
+    notify_failure(context)  # log, webhook and/or e-mail; never raises
 
 
 def _write_report(as_of_date: str, name: str, payload) -> None:

@@ -2,8 +2,9 @@
 ### CRM tiers and status (用户分级 / 用户状态)
 
 Daily: ingest new CRM exports from the landing folder, gate them (Great Expectations),
-build the dbt layers (staging -> intermediate -> marts) and publish a consistent snapshot
-for BI tools. Every gate stops the run on bad data; nothing downstream is published.
+build the dbt layers (staging -> intermediate -> marts, history), check drift against the
+previous date, publish a consistent snapshot for BI tools, write the alerts' outbox and notify.
+Every gate stops the run on bad data; nothing downstream is published or handed over.
 
 The as-of date is the run's logical date (`ds`): a backfill of any past date gives the
 same answer as the daily run of that date. Logic lives in `crmtier.pipeline`.
@@ -62,9 +63,24 @@ def crm_pipeline():
         return gate_step("marts", {"as_of_date": ds})
 
     @task
+    def gate_drift(ds=None) -> dict:
+        from crmtier.pipeline import drift_gate_step
+        return drift_gate_step(ds)
+
+    @task
     def publish(ds=None, run_id=None) -> dict:
         from crmtier.pipeline import publish_step
         return publish_step(ds, run_id)
+
+    @task
+    def outbox(ds=None, run_id=None) -> dict:
+        from crmtier.pipeline import outbox_step
+        return outbox_step(ds, run_id)
+
+    @task
+    def notify(handed_over: dict, ds=None, run_id=None) -> dict:
+        from crmtier.pipeline import notify_step
+        return notify_step(ds, run_id, handed_over)
 
     loads = ingest()
     raw_ok = gate_raw(loads)
@@ -72,7 +88,9 @@ def crm_pipeline():
     staging_ok = gate_staging()
     built = dbt_marts()
     marts_ok = gate_marts()
-    raw_ok >> staged >> staging_ok >> built >> marts_ok >> publish()
+    handed_over = outbox()
+    raw_ok >> staged >> staging_ok >> built >> marts_ok >> gate_drift() >> publish() >> handed_over
+    notify(handed_over)
 
 
 crm_pipeline()

@@ -26,12 +26,16 @@ def test_dags_import_without_errors(dagbag):
 
 def test_pipeline_order(dagbag):
     dag = dagbag.dags["crm_pipeline"]
-    order = ["ingest", "gate_raw", "dbt_staging", "gate_staging", "dbt_marts", "gate_marts", "publish"]
+    order = ["ingest", "gate_raw", "dbt_staging", "gate_staging", "dbt_marts", "gate_marts", "gate_drift", "publish",
+             "outbox", "notify"]
     assert set(dag.task_ids) >= set(order)
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
     # nothing is published unless every gate passed
-    assert dag.get_task("publish").upstream_task_ids == {"gate_marts"}
+    assert dag.get_task("publish").upstream_task_ids == {"gate_drift"}
+    assert dag.get_task("gate_drift").upstream_task_ids == {"gate_marts"}
+    # no alert is handed over before the snapshot of the same date is published
+    assert dag.get_task("outbox").upstream_task_ids == {"publish"}
 
 
 def test_dag_settings(dagbag):

@@ -1,0 +1,163 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['customer_id', 'effective_date'],
+        pre_hook="{{ delete_history_dates('effective_date', include_next_date=true) }}",
+    )
+}}
+{#- Status, tier and at-risk changes per customer: each as-of date compared with the latest earlier
+    as-of date of that customer in customer_history (normally the day before).
+    A run recomputes two effective dates (the pre-hook deletes the same two):
+      - its own as-of date, against the latest earlier date;
+      - the next as-of date already in history, if any: it was compared against the date this run
+        replaces (re-running an older date, or filling a gap, refreshes the day after it).
+    The first build, or --full-refresh, recomputes every date of history. -#}
+with
+
+history as (
+
+    select * from {{ ref('customer_history') }}
+
+),
+
+target_dates as (
+
+    select distinct as_of_date as effective_date
+    from history
+    {%- if is_incremental() %}
+    where as_of_date = {{ as_of_date() }}
+        or as_of_date = (
+            select min(later.as_of_date) from history as later where later.as_of_date > {{ as_of_date() }}
+        )
+    {%- endif %}
+
+),
+
+current_rows as (
+
+    select history.*
+    from history
+    inner join target_dates on history.as_of_date = target_dates.effective_date
+
+),
+
+paired as (
+
+    -- the latest earlier row of the same customer; customers seen for the first time have none
+    select
+        current_rows.customer_id,
+        current_rows.as_of_date as effective_date,
+        previous_rows.as_of_date as previous_as_of_date,
+        previous_rows.status as from_status,
+        current_rows.status as to_status,
+        previous_rows.tier as from_tier,
+        current_rows.tier as to_tier,
+        previous_rows.tier_rank as from_tier_rank,
+        current_rows.tier_rank as to_tier_rank,
+        previous_rows.is_at_risk as from_is_at_risk,
+        current_rows.is_at_risk as to_is_at_risk,
+        previous_rows.value_score as from_value_score,
+        current_rows.value_score as to_value_score,
+        current_rows.status_reason,
+        current_rows.tier_reason,
+        current_rows.at_risk_reason,
+        previous_rows.config_version as from_config_version,
+        current_rows.config_version
+
+    from current_rows
+    asof inner join history as previous_rows
+        on current_rows.customer_id = previous_rows.customer_id
+        and current_rows.as_of_date > previous_rows.as_of_date
+
+),
+
+compared as (
+
+    select
+        *,
+        from_status is distinct from to_status as is_status_changed,
+        from_tier is distinct from to_tier as is_tier_changed,
+        coalesce(from_is_at_risk, false) <> coalesce(to_is_at_risk, false) as is_at_risk_changed,
+        from_config_version is distinct from config_version as is_config_changed
+
+    from paired
+
+),
+
+changed as (
+
+    select *
+    from compared
+    where is_status_changed or is_tier_changed or is_at_risk_changed
+
+),
+
+explained as (
+
+    select
+        *,
+        case
+            when is_status_changed and is_tier_changed then 'both'
+            when is_status_changed then 'status'
+            when is_tier_changed then 'tier'
+            else 'at_risk'
+        end as change_kind,
+        case
+            when not is_tier_changed then 'none'
+            when from_tier = 'new' or to_tier = 'new' then 'none'
+            when to_tier_rank < from_tier_rank then 'up'
+            else 'down'
+        end as tier_direction,
+        concat_ws('; ',
+            case when is_status_changed
+                then 'status ' || from_status || ' → ' || to_status || ': ' || coalesce(status_reason, '?')
+            end,
+            case when is_tier_changed
+                then 'tier ' || from_tier || ' → ' || to_tier || ': ' || coalesce(tier_reason, '?')
+            end,
+            case when is_at_risk_changed
+                then case when to_is_at_risk then 'at risk: ' else 'no longer at risk: ' end
+                    || coalesce(at_risk_reason, '?')
+            end,
+            case when is_config_changed
+                then 'config changed ' || coalesce(from_config_version, '?') || ' → ' || config_version
+                    || ' (the change may come from the configuration, not from behaviour)'
+            end
+        ) as reason
+
+    from changed
+
+),
+
+final as (
+
+    select
+        customer_id,
+        effective_date,
+        previous_as_of_date,
+        date_diff('day', previous_as_of_date, effective_date) as days_since_previous,
+        change_kind,
+        is_status_changed,
+        from_status,
+        to_status,
+        is_tier_changed,
+        from_tier,
+        to_tier,
+        from_tier_rank,
+        to_tier_rank,
+        tier_direction,
+        is_at_risk_changed,
+        from_is_at_risk,
+        to_is_at_risk,
+        from_value_score,
+        to_value_score,
+        is_config_changed,
+        reason,
+        config_version
+
+    from explained
+
+)
+
+select * from final
