@@ -60,7 +60,11 @@ def test_a_past_as_of_date_rebuilds_to_the_same_answer(warehouse):
 def test_a_failing_data_test_fails_the_build(warehouse):
     con = duckdb.connect(str(warehouse))
     try:
-        con.execute("insert into raw.orders select * replace ('shipped' as status, order_id || '-x' as order_id) from raw.orders limit 1")
+        # a new load (higher load sequence) brings an order with an unknown status past ingest
+        con.execute("""insert into raw.orders
+                       select * replace ('shipped' as status, order_id || '-x' as order_id,
+                                         (select max(_load_seq) + 1 from raw.orders) as _load_seq)
+                       from raw.orders limit 1""")
     finally:
         con.close()
     with pytest.raises(DbtFailed, match="accepted_values_stg_generic__orders_order_status"):
