@@ -7,14 +7,15 @@ One backfill over 60 days of generated data (module fixture) is checked against:
 - an independent pandas computation of the transitions and of the alerts (rules + cooldown),
 - re-runs (same date, older date) and a poisoned export that must trip the drift gate.
 
-Exports are landed in deliveries (every CHUNK_DAYS days, each covering the days since the last
-one): the staging gate rejects a run whose landed data lie after its as-of date, so a backfill over
-exports that already cover the whole range cannot pass it (see the report of this change).
+Exports are landed in deliveries, as a CRM delivers them (every CHUNK_DAYS days, each covering the
+days since the last one): each stretch of the backfill sees only the data delivered by then, and
+customers come back to life when a delivery lands (re-activations, win-backs).
 
 Speed: every DagRun costs ~23 s on 2 cores whatever the population (two dbt start-ups and ~250
 nodes), so by default the backfill runs every STEP_DAYS-th (5th) day of the 60: 13 as-of dates,
 ~5 min, the whole file ~8 min (transitions then compare with the as-of date 5 days before, which
-the models handle like any gap). CRMTIER_HISTORY_TEST_STEP=1 runs all 61 daily dates.
+the models handle like any gap). CRMTIER_HISTORY_TEST_STEP=1 runs all 61 daily dates (measured:
+backfill 20 min, whole file 23.5 min).
 """
 from __future__ import annotations
 
