@@ -47,9 +47,8 @@ def gate_step(gate: str, params: dict) -> dict:
 
     paths = get_paths()
     progress(f"gate {gate}: validating")
-    sql_params = {k: sql_list(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
-    try:
-        result = run_gate(paths.warehouse, gate, params=sql_params, results_dir=paths.gx_results)
+    try:  # run_gate renders list params (this run's load ids) as SQL lists itself
+        result = run_gate(paths.warehouse, gate, params=params, results_dir=paths.gx_results)
     except Exception as exc:
         if type(exc).__name__ == "GateFailed":
             fail_without_retry(f"gate {gate} failed: nothing downstream runs, nothing is published.\n{exc}")
@@ -57,13 +56,6 @@ def gate_step(gate: str, params: dict) -> dict:
     progress(f"gate {gate}: passed {len(result.checks)} checks in {result.seconds:.1f}s"
              + (f"; Data Docs: {result.docs_path}" if result.docs_path else ""))
     return {"gate": gate, "checks": len(result.checks), "seconds": round(result.seconds, 2)}
-
-
-def sql_list(values) -> str:
-    """A SQL list literal for `in (...)`; an empty list matches nothing."""
-    if not values:
-        return "(null)"
-    return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
 
 
 def stage_args(stage: str, full_refresh: bool = False) -> list[str]:
