@@ -54,7 +54,6 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 
 PROGRESS = re.compile(r"\[crmtier\] (.*?)(?:\s+\[[\w.]+\]\s+loc=\S+)?\s*$")
-TASK_STATE = re.compile(r"Marking task as (\w+)|task_id=(\w+).*?(?:state|outcome)=(\w+)")
 
 
 def run_dag(as_of: str | list[str], landing: Path | None = None, quiet: bool = False) -> int:

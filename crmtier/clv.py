@@ -691,7 +691,6 @@ def score_customers(
 
     one_time = freq == 0
     in_gg = (freq > 0) & np.isfinite(money) & (money > 0)
-    n_repeat = int(np.count_nonzero(freq > 0))
     n_gg = int(np.count_nonzero(in_gg))
 
     # ---- BG/NBD

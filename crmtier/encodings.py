@@ -264,7 +264,6 @@ def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed:
     n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = None
-    header_line = 0
     rows: list[list[str]] = []
     starts: list[int] = []  # physical line where each kept record starts
     row_numbers: list[int] = []
@@ -280,7 +279,7 @@ def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed:
             if header is None:
                 if not rec or not any(f.strip() for f in rec):
                     continue  # leading blank lines
-                header, header_line = rec, start
+                header = rec
                 continue
             data_no += 1
             if not rec or not any(f.strip() for f in rec):

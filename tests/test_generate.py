@@ -5,7 +5,6 @@ Every rule is checked on the CSV files as written, parsed independently with pan
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import numpy as np
