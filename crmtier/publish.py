@@ -63,11 +63,9 @@ def publish_history_partitions(con: duckdb.DuckDBPyConnection, root: Path, table
         part = folder / f"{date_column}={day}"
         part.mkdir(parents=True, exist_ok=True)
         tmp = part / f".data.{os.getpid()}.parquet.tmp"
-        con.execute(f"copy (select * from wh.history.{table} where {date_column} = ?::date) to '{tmp}' "
-                    "(format parquet)", [day])
+        written += con.execute(f"copy (select * from wh.history.{table} where {date_column} = ?::date) "
+                               f"to '{tmp}' (format parquet)", [day]).fetchone()[0]  # COPY returns its row count
         os.replace(tmp, part / "data.parquet")
-        written += con.execute(f"select count(*) from wh.history.{table} where {date_column} = ?::date",
-                               [day]).fetchone()[0]
     return written
 
 
