@@ -30,6 +30,9 @@ def airflow_env(landing: Path | None = None) -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # task logs hold run details: owner-only like everything else (Airflow would chmod them 0664/0775)
+        "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600",
+        "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(DAGS_DIR.parent), os.environ.get("PYTHONPATH")])),
     }
     env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
@@ -56,13 +59,46 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 PROGRESS = re.compile(r"\[crmtier\] (.*?)(?:\s+\[[\w.]+\]\s+loc=\S+)?\s*$")
 
 
-def run_dag(as_of: str | list[str], landing: Path | None = None, quiet: bool = False) -> int:
+def run_dag(as_of: str | list[str], landing: Path | None = None, quiet: bool = False, wait: bool = False) -> int:
     """Run the whole DAG for one as-of date, or several in date order (a backfill), as real Airflow
-    DagRuns in a child process (crmtier.airflow_runner), streaming progress."""
+    DagRuns in a child process (crmtier.airflow_runner), streaming progress. One run per home and
+    per warehouse (crmtier.lock): another run exits at once saying who holds it, or waits (`wait`)."""
+    from crmtier.lock import LockBusy, home_lock, warehouse_lock
+    from crmtier.permissions import apply_umask, secure_home
+
     dates = [as_of] if isinstance(as_of, str) else list(as_of)
+    previous_umask = apply_umask()  # owner-only files (CRMTIER_UMASK), inherited by Airflow, dbt and DuckDB
+    paths = get_paths()
+    paths.home.mkdir(parents=True, exist_ok=True)
+    locks = []
+    try:
+        for lock in (home_lock(paths.home), warehouse_lock(paths.warehouse)):
+            locks.append(lock.acquire(", ".join(dates), wait=wait, on_wait=lambda who: print(
+                f"[crmtier] waiting: {who}", file=sys.stderr, flush=True)))
+    except LockBusy as exc:
+        for lock in locks:
+            lock.release()
+        print(f"[crmtier] not started: {exc}. Wait for it to finish (or `crmtier run --wait`).", file=sys.stderr)
+        os.umask(previous_umask)
+        return 75  # EX_TEMPFAIL
+    try:
+        tightened = secure_home(paths.home)
+        if tightened and not quiet:
+            print(f"[crmtier] permissions: {tightened} file(s) under {paths.home} made owner-only "
+                  "(CRMTIER_UMASK / CRMTIER_SHARE_GROUP to share)", flush=True)
+        return _run_locked(dates, landing, quiet, [lock.fd for lock in locks])
+    finally:
+        for lock in locks:
+            lock.release()
+        os.umask(previous_umask)
+
+
+def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: list[int]) -> int:
+    from crmtier.lock import LOCK_HELD_ENV
+
     as_of = dates[0] if len(dates) == 1 else f"{dates[0]}_{dates[-1]}"
     paths = get_paths()
-    env = airflow_env(landing)
+    env = {**airflow_env(landing), LOCK_HELD_ENV: "1"}
     ensure_airflow_db(env)
     log_dir = paths.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -73,8 +109,9 @@ def run_dag(as_of: str | list[str], landing: Path | None = None, quiet: bool = F
               f"full log {log_file}", flush=True)
     seen = set()
     with log_file.open("w") as out:
+        # the child shares the locks' descriptors: they are held while any process of the run lives
         proc = subprocess.Popen([sys.executable, "-m", "crmtier.airflow_runner", *dates], env=env,
-                                stdout=subprocess.PIPE,
+                                stdout=subprocess.PIPE, pass_fds=lock_fds,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -140,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--as-of", type=date.fromisoformat, help="one as-of date")
     run.add_argument("--from", dest="date_from", type=date.fromisoformat, help="backfill: first as-of date")
     run.add_argument("--to", dest="date_to", type=date.fromisoformat, help="backfill: last as-of date")
+    run.add_argument("--wait", action="store_true", help="wait for another run holding this home instead of exiting")
 
     summ = sub.add_parser("summary", help="print tier and status counts of the published snapshot")
     summ.add_argument("--snapshot", type=Path, default=None)
@@ -149,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         return _generate(args)
     if args.command == "run":
         if args.as_of and not (args.date_from or args.date_to):
-            return run_dag(args.as_of.isoformat(), args.landing)
+            return run_dag(args.as_of.isoformat(), args.landing, wait=args.wait)
         if args.date_from and args.date_to and not args.as_of and args.date_from <= args.date_to:
             days = (args.date_to - args.date_from).days
-            return run_dag([(args.date_from + timedelta(days=i)).isoformat() for i in range(days + 1)], args.landing)
+            return run_dag([(args.date_from + timedelta(days=i)).isoformat() for i in range(days + 1)], args.landing,
+                           wait=args.wait)
         parser.error("run takes --as-of DATE, or --from DATE --to DATE (from <= to)")
     if args.command == "summary":
         from crmtier.pipeline import format_summary, summarize

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from crmtier.faults import fault_point, fault_requested
 from crmtier.paths import DBT_PROJECT_DIR, get_paths
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def config_version(extra_vars: dict | None = None) -> str:
 
 
 def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = None,
-            extra_vars: dict | None = None) -> str:
+            extra_vars: dict | None = None, fault_point_name: str | None = None) -> str:
     """Run `dbt <args>` with the as-of date and config version as vars; raise DbtFailed on failure."""
     paths = get_paths()
     # as-of date and config version go in the environment: a changed --vars value would make
@@ -57,6 +58,8 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
     if extra_vars:
         cmd += ["--vars", json.dumps(extra_vars)]
     log.info("running %s", " ".join(cmd))
+    if fault_point_name and fault_requested(fault_point_name):
+        _run_until_first_node(cmd, env, fault_point_name)
     proc = subprocess.run(cmd, env=env, cwd=DBT_PROJECT_DIR, text=True, capture_output=True)
     output = proc.stdout + proc.stderr
     for line in output.splitlines():
@@ -66,3 +69,13 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
                     if any(k in line for k in ("ERROR", "FAIL ", "Failure in", "Error in", "Compilation Error"))]
         raise DbtFailed(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n" + "\n".join(failures[-30:]))
     return output
+
+
+def _run_until_first_node(cmd: list[str], env: dict, point: str) -> None:
+    """Test-only (crmtier.faults): start dbt and kill the run's process group once dbt has built its
+    first node, i.e. while dbt is writing the warehouse."""
+    with subprocess.Popen(cmd, env=env, cwd=DBT_PROJECT_DIR, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as running:
+        for line in running.stdout:
+            if " of " in line and " OK " in line:
+                fault_point(point)

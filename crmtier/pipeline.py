@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
+from crmtier.faults import fault_point
 from crmtier.paths import get_paths
 
 log = logging.getLogger("crmtier")
@@ -24,12 +27,57 @@ def progress(message: str) -> None:
     log.info("[crmtier] %s", message)
 
 
+@contextmanager
+def writer_step():
+    """What every stage that writes does first: owner-only umask; outside `crmtier run` (which holds
+    the home and warehouse locks for the whole run), the warehouse lock for this step."""
+    from crmtier.lock import LOCK_HELD_ENV, warehouse_lock
+    from crmtier.permissions import apply_umask
+
+    apply_umask()
+    if os.environ.get(LOCK_HELD_ENV):
+        yield
+        return
+    lock = warehouse_lock(get_paths().warehouse).acquire(
+        os.environ.get("AIRFLOW_CTX_EXECUTION_DATE", "?"), wait=True, on_wait=lambda who: progress(f"waiting: {who}"))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def clean_dead_run_leftovers() -> None:
+    """Remove what a killed run left (temporary snapshot and outbox folders, their WAL) and replay
+    the warehouse's write-ahead log; say so."""
+    from crmtier.lock import clean_leftovers, wait_for_warehouse
+    from crmtier.outbox import outbox_dir
+
+    paths = get_paths()
+    removed = clean_leftovers([paths.publish.parent, outbox_dir(), paths.reports])
+    if removed:
+        progress(f"cleanup: removed {len(removed)} temporary file(s) left by a killed run: "
+                 + ", ".join(str(p) for p in removed[:6]) + (" ..." if len(removed) > 6 else ""))
+    wal = paths.warehouse.with_name(paths.warehouse.name + ".wal")
+    if wal.exists():
+        progress(f"cleanup: the warehouse has a write-ahead log left by a run that did not close it ({wal}); "
+                 "replaying it (committed work is kept, uncommitted work is dropped)")
+    if paths.warehouse.exists():
+        wait_for_warehouse(paths.warehouse, log=progress)  # opening replays and checkpoints the WAL
+
+
 def ingest_step(as_of_date: str) -> list[str]:
     from crmtier.ingest import ingest_landing
 
     paths = get_paths()
-    progress(f"ingest: reading {paths.landing}")
-    report = ingest_landing(paths.warehouse, paths.landing)
+    with writer_step():
+        try:
+            clean_dead_run_leftovers()
+        except RuntimeError as exc:  # the warehouse is held by another process
+            fail_without_retry(f"ingest: {exc}")
+        progress(f"ingest: reading {paths.landing}")
+        report = ingest_landing(paths.warehouse, paths.landing)
+        _ensure_gated_column(paths.warehouse)
+    fault_point("ingest")
     for line in report.summary().splitlines():
         progress(f"ingest: {line}")
     _write_report(as_of_date, "ingest.json", [vars(f) for f in report.files])
@@ -46,6 +94,12 @@ def gate_step(gate: str, params: dict) -> dict:
     from crmtier.gates import run_gate
 
     paths = get_paths()
+    if gate == "raw":  # this run's loads, and any a killed run loaded but never gated
+        ungated = _ungated_loads(paths.warehouse)
+        earlier = sorted(set(ungated) - set(params.get("load_ids") or []))
+        if earlier:
+            progress(f"gate raw: also gating {len(earlier)} load(s) a previous run loaded but never gated")
+        params = {**params, "load_ids": sorted(set(params.get("load_ids") or []) | set(ungated))}
     progress(f"gate {gate}: validating")
     try:  # run_gate renders list params (this run's load ids) as SQL lists itself
         result = run_gate(paths.warehouse, gate, params=params, results_dir=paths.gx_results)
@@ -53,6 +107,10 @@ def gate_step(gate: str, params: dict) -> dict:
         if type(exc).__name__ == "GateFailed":
             fail_without_retry(f"gate {gate} failed: nothing downstream runs, nothing is published.\n{exc}")
         raise
+    fault_point(f"gate_{gate}")
+    if gate == "raw" and params["load_ids"]:
+        with writer_step():
+            _mark_gated(paths.warehouse, params["load_ids"])
     progress(f"gate {gate}: passed {len(result.checks)} checks in {result.seconds:.1f}s"
              + (f"; Data Docs: {result.docs_path}" if result.docs_path else ""))
     return {"gate": gate, "checks": len(result.checks), "seconds": round(result.seconds, 2)}
@@ -74,7 +132,8 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
     args = stage_args(stage, full_refresh)
     progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})")
     try:
-        output = run_dbt(args, as_of_date)
+        with writer_step():
+            output = run_dbt(args, as_of_date, fault_point_name=f"dbt_{stage}")
     except Exception as exc:
         if type(exc).__name__ == "DbtFailed":
             fail_without_retry(f"dbt {stage} failed: nothing downstream runs, nothing is published.\n{exc}")
@@ -87,8 +146,15 @@ def publish_step(as_of_date: str, run_id: str) -> dict:
     from crmtier.publish import publish_snapshot
 
     paths = get_paths()
-    counts = publish_snapshot(paths.warehouse, paths.publish, as_of_date, run_id)
-    progress(f"publish: {paths.publish} " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+    with writer_step():
+        published = publish_snapshot(paths.warehouse, paths.publish, as_of_date, run_id)
+    counts = published["counts"]
+    if published["kept_current"]:
+        progress(f"publish: {as_of_date} is older than the published snapshot (as of {published['as_of_date']}): "
+                 f"history republished with this date's rows; the current tables stay as of "
+                 f"{published['as_of_date']}")
+    progress(f"publish: {paths.publish} (as of {published['as_of_date']}, marts and history in one file) "
+             + ", ".join(f"{t}={n}" for t, n in counts.items()))
     summary = summarize(paths.publish)
     _write_report(as_of_date, "summary.json", summary)
     log.info("%s", format_summary(summary))
@@ -109,12 +175,18 @@ def outbox_step(as_of_date: str, run_id: str) -> dict:
     from crmtier.outbox import outbox_dir, read_manifest, write_outbox
 
     out_dir = outbox_dir()
-    counts = write_outbox(get_paths().warehouse, out_dir, as_of_date, run_id)
+    with writer_step():
+        counts = write_outbox(get_paths().warehouse, out_dir, as_of_date, run_id)
     manifest = read_manifest(out_dir, as_of_date)
     new = {action: info["new_alerts"] for action, info in manifest.get("actions", {}).items()}
-    progress(f"outbox: {manifest.get('folder', out_dir)} "
-             + (", ".join(f"{a}={n} ({new.get(a, 0)} new)" for a, n in counts.items()) or "no alerts"))
-    return {"outbox": manifest.get("folder"), "alerts": counts, "new_alerts": new}
+    folder = out_dir / as_of_date
+    unchanged = manifest.get("run_id") != run_id
+    progress(f"outbox: {folder} "
+             + (f"unchanged, handed over by run {manifest.get('run_id')}: " if unchanged else "")
+             + (", ".join(f"{a}={n} ({new.get(a, 0)} new{' then' if unchanged else ''})" for a, n in counts.items())
+                or "no alerts"))
+    return {"outbox": str(folder), "alerts": counts, "new_alerts": new,
+            "handed_over_by": manifest.get("run_id")}
 
 
 def notify_step(as_of_date: str, run_id: str, outbox: dict) -> dict:
@@ -180,4 +252,39 @@ def on_failure(context) -> None:
 def _write_report(as_of_date: str, name: str, payload) -> None:
     folder = get_paths().reports / as_of_date
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
+    tmp = folder / f".{name}.{os.getpid()}.tmp"  # whole or not at all (a killed run leaves only the .tmp)
+    tmp.write_text(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
+    os.replace(tmp, folder / name)
+
+
+def _ensure_gated_column(warehouse: Path) -> None:
+    """raw.load_log.gated_at: when the raw gate passed a load (NULL: loaded, not yet gated)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("alter table raw.load_log add column if not exists gated_at timestamp")
+    finally:
+        con.close()
+
+
+def _ungated_loads(warehouse: Path) -> list[str]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return [r[0] for r in con.execute(
+            "select load_id from raw.load_log where status = 'loaded' and gated_at is null order by 1").fetchall()]
+    finally:
+        con.close()
+
+
+def _mark_gated(warehouse: Path, load_ids: list[str]) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("update raw.load_log set gated_at = now() where list_contains(?, load_id) and gated_at is null",
+                    [list(load_ids)])
+    finally:
+        con.close()

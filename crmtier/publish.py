@@ -1,27 +1,39 @@
-"""Publish the marts as one consistent snapshot file for BI tools.
+"""Publish the marts and the history as one snapshot file for BI tools.
 
-The snapshot is built as a new DuckDB file next to the target and renamed over it
-(`os.replace`, atomic on POSIX). A BI tool holding the old file open keeps reading the
-old snapshot (its inode survives the rename) and never blocks the next publish; a reader
-opening the path always sees a complete snapshot.
+One DuckDB file holds everything BI reads: the marts (one as-of date, the latest), the history
+tables (every date) and `_snapshot` (as-of date, history through, run id). It is built as a new
+file beside the target and renamed over it (`os.replace`, atomic on POSIX), so:
 
-History tables (schema `history`: one row per customer and date) grow with every run, so
-they are not copied whole: each run rewrites only the Parquet partitions of dates on or after
-its as-of date (the only ones it can change), each file atomically, and the snapshot holds
-views over the partitions. Partitions are written before the snapshot is swapped.
+* a reader opening the path sees one complete snapshot, marts and history of the same as-of date:
+  there is no second file that could be swapped at another moment;
+* a reader holding the old file open keeps reading the old snapshot (its inode survives the
+  rename) and never blocks the next publish;
+* the file is self-contained (no paths inside): copied elsewhere it reads the same.
+
+The published snapshot is the *latest* as-of date. Re-running an older date (a backfill) updates
+history in the warehouse; publishing it republishes the history with the current tables of the
+snapshot already published (copied from it), so "current" never moves back in time.
+
+A run killed mid-publish leaves `.<name>.<pid>.tmp` (and its `.wal`) beside the target; the next
+run removes them (crmtier.lock.clean_leftovers).
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
+
+from crmtier.faults import fault_point
+from crmtier.permissions import share_published
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_TABLES = ("dim_customers", "fct_customer_behaviour", "customer_value_scores",
                     "customer_tiers", "customer_status")
+LEGACY_HISTORY_FOLDER = "history"  # Parquet partitions of an older layout, replaced by tables in the file
 
 
 def published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
@@ -35,69 +47,84 @@ def published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
     return names
 
 
-HISTORY_DATE_COLUMNS = ("as_of_date", "effective_date")
+def history_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        "select table_name from information_schema.tables where table_catalog = ? and table_schema = 'history' "
+        "order by 1", [catalog]).fetchall()]
 
 
-def history_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str | None]:
-    """History tables and the date column they are partitioned by (None: small, copied whole)."""
-    rows = con.execute(
-        "select table_name, column_name from information_schema.columns where table_catalog = ? "
-        "and table_schema = 'history' order by table_name, ordinal_position", [catalog]).fetchall()
-    tables: dict[str, str | None] = {}
-    for table, column in rows:
-        tables.setdefault(table, None)
-        if tables[table] is None and column in HISTORY_DATE_COLUMNS:
-            tables[table] = column
-    return tables
-
-
-def publish_history_partitions(con: duckdb.DuckDBPyConnection, root: Path, table: str, date_column: str,
-                               as_of_date: str) -> int:
-    """Rewrite the partitions of `table` for dates >= as_of_date; return rows written."""
-    folder = root / table
-    dates = [str(r[0]) for r in con.execute(
-        f"select distinct {date_column} from wh.history.{table} where {date_column} >= ?::date order by 1",
-        [as_of_date]).fetchall()]
-    written = 0
-    for day in dates:
-        part = folder / f"{date_column}={day}"
-        part.mkdir(parents=True, exist_ok=True)
-        tmp = part / f".data.{os.getpid()}.parquet.tmp"
-        written += con.execute(f"copy (select * from wh.history.{table} where {date_column} = ?::date) "
-                               f"to '{tmp}' (format parquet)", [day]).fetchone()[0]  # COPY returns its row count
-        os.replace(tmp, part / "data.parquet")
-    return written
+def published_as_of(target: str | Path) -> str | None:
+    """The as-of date of the snapshot at `target`, or None when there is none (or it is unreadable)."""
+    if not Path(target).exists():
+        return None
+    try:
+        con = duckdb.connect(str(target), read_only=True)
+        try:
+            return str(con.execute("select as_of_date from _snapshot").fetchone()[0])
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None
 
 
 def publish_snapshot(warehouse: str | Path, target: str | Path, as_of_date: str, run_id: str = "") -> dict:
+    """Write the snapshot; returns {"counts": {table: rows}, "as_of_date": the snapshot's current date,
+    "kept_current": True when as_of_date is older than the published one (history republished only)}."""
     warehouse, target = Path(warehouse), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    current = published_as_of(target)
+    kept_current = current is not None and current > as_of_date
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    history_root = target.parent / "history"
     counts: dict[str, int] = {}
     con = duckdb.connect(str(tmp))
     try:
+        con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{warehouse}' as wh (read_only)")
-        for table in published_tables(con, "wh"):
-            con.execute(f"create table main.{table} as select * from wh.marts.{table}")
+        marts = published_tables(con, "wh")
+        if kept_current:  # the current tables stay those of the latest date, taken from the snapshot
+            con.execute(f"attach '{target}' as cur (read_only)")
+            source = "cur.main"
+            in_current = {r[0] for r in con.execute(
+                "select table_name from information_schema.tables where table_catalog = 'cur'").fetchall()}
+            marts = [t for t in marts if t in in_current]
+        else:
+            source = "wh.marts"
+        for table in marts:
+            con.execute(f"create table main.{table} as select * from {source}.{table}")
             counts[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]
-        for table, date_column in history_tables(con, "wh").items():
-            if date_column is None:
-                con.execute(f"create table main.{table} as select * from wh.history.{table}")
-                counts[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]
-                continue
-            counts[f"{table} (partitions >= {as_of_date})"] = publish_history_partitions(
-                con, history_root, table, date_column, as_of_date)
-            if any((history_root / table).glob("*/data.parquet")):
-                pattern = (history_root / table).resolve() / "*" / "data.parquet"
-                con.execute(f"create view main.{table} as select * from read_parquet('{pattern}', hive_partitioning = false)")
+        for table in history_tables(con, "wh"):
+            con.execute(f"create table main.{table} as select * from wh.history.{table}")
+            counts[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]
+        snapshot_date = current if kept_current else as_of_date
+        through = con.execute("select max(as_of_date) from main.customer_history").fetchone()[0] \
+            if "customer_history" in counts else None
         con.execute("""create table main._snapshot as
-                       select ?::date as as_of_date, ? as run_id, ?::varchar as tables""",
-                    [as_of_date, run_id, ",".join(counts)])
+                       select ?::date as as_of_date, ?::date as history_through, ? as run_id,
+                              ?::date as history_republished_for, ?::varchar as tables""",
+                    [snapshot_date, through, run_id, as_of_date if kept_current else None, ",".join(counts)])
+        if kept_current:
+            con.execute("detach cur")
         con.execute("detach wh")
+        con.execute("checkpoint")
     finally:
         con.close()
+    share_published(tmp)
+    fault_point("publish")
     os.replace(tmp, target)
-    log.info("published %s (as of %s): %s", target, as_of_date, counts)
-    return counts
+    _fsync_dir(target.parent)
+    legacy = target.parent / LEGACY_HISTORY_FOLDER
+    if legacy.is_dir():  # history now lives inside the snapshot file
+        shutil.rmtree(legacy, ignore_errors=True)
+        log.info("removed %s (history Parquet partitions of an older layout; history is in the snapshot now)",
+                 legacy)
+    log.info("published %s (as of %s): %s", target, snapshot_date, counts)
+    return {"counts": counts, "as_of_date": snapshot_date, "kept_current": kept_current}
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -124,66 +124,89 @@ def test_contact_fields_follow_the_channel(warehouse, tmp_path):
     assert manifest["actions"]["wake_up_email"]["alerts"] == 2
 
 
-def test_rerun_rewrites_the_same_files_and_counts_nothing_new(warehouse, tmp_path):
+def _folder(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (out / AS_OF).iterdir()}
+
+
+def test_rerun_leaves_a_handed_over_folder_as_it_is(warehouse, tmp_path):
     out = tmp_path / "outbox"
     first = write_outbox(warehouse, out, AS_OF, "run-1")
-    files = {p.name: p.read_bytes() for p in (out / AS_OF).iterdir() if p.name != "_manifest.json"}
+    files = _folder(out)
     manifest = read_manifest(out, AS_OF)
     assert {a: i["new_alerts"] for a, i in manifest["actions"].items()} == first
+    inode = (out / AS_OF).stat().st_ino
     again = write_outbox(warehouse, out, AS_OF, "run-2")
     assert again == first
-    assert {p.name: p.read_bytes() for p in (out / AS_OF).iterdir() if p.name != "_manifest.json"} == files
-    manifest = read_manifest(out, AS_OF)
-    assert manifest["run_id"] == "run-2"
-    assert all(i["new_alerts"] == 0 for i in manifest["actions"].values())
+    assert _folder(out) == files  # same files and the same manifest: what was handed over, by run-1
+    assert (out / AS_OF).stat().st_ino == inode  # not even rewritten
+    assert read_manifest(out, AS_OF)["run_id"] == "run-1"
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         recorded = con.execute("select run_id, count(*) from outbox.alert_deliveries group by 1").fetchall()
     finally:
         con.close()
     assert recorded == [("run-1", len(ALERTS))]  # handed over once, by the first run
-    # a re-run after the alerts changed: the action without alerts any more loses its files
-    _warehouse(warehouse, alerts=[a for a in ALERTS if a[2] != "win_back_success"])
+    # a re-run after the alerts changed: a new folder, without the action that has no alerts any more,
+    # where only undelivered alerts count as new
+    _warehouse(warehouse, alerts=[a for a in ALERTS if a[2] != "win_back_success"] + [
+        ("C2", "tier_vip_to_lower", "account_manager_follow_up", "phone", 1)])
     write_outbox(warehouse, out, AS_OF, "run-3")
     assert not (out / AS_OF / "win_back_success.csv").exists()
     assert not (out / AS_OF / "win_back_success.json").exists()
     assert (out / AS_OF / "wake_up_email.csv").read_bytes() == files["wake_up_email.csv"]
+    manifest = read_manifest(out, AS_OF)
+    assert manifest["run_id"] == "run-3"
+    assert {a: i["new_alerts"] for a, i in manifest["actions"].items()} == {
+        "account_manager_follow_up": 1, "sms_offer": 0, "wake_up_email": 0}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_a_failed_write_leaves_the_previous_files_whole_and_no_temp_files(warehouse, tmp_path, monkeypatch):
+def test_a_failed_write_leaves_the_previous_folder_whole_and_no_temp_files(warehouse, tmp_path, monkeypatch):
     out = tmp_path / "outbox"
     write_outbox(warehouse, out, AS_OF, "run-1")
-    before = {p.name: p.read_bytes() for p in (out / AS_OF).iterdir()}
-    _warehouse(warehouse, alerts=[(c, r, a, ch, p) for c, r, a, ch, p in ALERTS] + [
-        ("C2", "tier_vip_to_lower", "account_manager_follow_up", "phone", 1)])
+    before = _folder(out)
+    _warehouse(warehouse, alerts=[*ALERTS, ("C2", "tier_vip_to_lower", "account_manager_follow_up", "phone", 1)])
+    real_fdopen = outbox.os.fdopen
     calls = {"n": 0}
-    real_replace = outbox.os.replace
 
-    def flaky_replace(src, dst):
+    def flaky_fdopen(*args, **kw):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:
             raise OSError("disk full")
-        return real_replace(src, dst)
+        return real_fdopen(*args, **kw)
 
-    monkeypatch.setattr(outbox.os, "replace", flaky_replace)
+    monkeypatch.setattr(outbox.os, "fdopen", flaky_fdopen)
     with pytest.raises(OSError, match="disk full"):
         write_outbox(warehouse, out, AS_OF, "run-2")
-    monkeypatch.setattr(outbox.os, "replace", real_replace)
-    names = sorted(p.name for p in (out / AS_OF).iterdir())
-    assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")], names
-    for path in (out / AS_OF).iterdir():  # each file is an old or a new version, never half of one
-        if path.suffix == ".json":
-            json.loads(path.read_text(encoding="utf-8"))
-        if path.name in before and path.name.endswith(".csv") and path.name != "account_manager_follow_up.csv":
-            assert path.read_bytes() == before[path.name]
-    # the retry completes it
+    monkeypatch.setattr(outbox.os, "fdopen", real_fdopen)
+    assert _folder(out) == before  # the old folder, whole
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:  # nothing recorded for the failed hand-over
+        assert con.execute("select count(*) from outbox.alert_deliveries").fetchone()[0] == len(ALERTS)
+    finally:
+        con.close()
+    # the retry completes it, counting the one undelivered alert as new
     write_outbox(warehouse, out, AS_OF, "run-3")
     assert len(_read_csv(out / AS_OF / "account_manager_follow_up.csv")) == 2
+    assert read_manifest(out, AS_OF)["actions"]["account_manager_follow_up"]["new_alerts"] == 1
+
+
+def test_swap_in_exchanges_folders(tmp_path):
+    target, new = tmp_path / "d", tmp_path / ".d.tmp"
+    target.mkdir()
+    (target / "a").write_text("old")
+    new.mkdir()
+    (new / "a").write_text("new")
+    outbox.swap_in(new, target)
+    assert (target / "a").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
 def test_files_are_private_and_action_names_cannot_escape_the_folder(warehouse, tmp_path):
     out = tmp_path / "outbox"
     write_outbox(warehouse, out, AS_OF, "run-1")
+    assert (out / AS_OF).stat().st_mode & 0o077 == 0
     for path in (out / AS_OF).iterdir():
         assert path.stat().st_mode & 0o077 == 0, path
     bad = tmp_path / "bad.duckdb"
