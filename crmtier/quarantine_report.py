@@ -36,8 +36,17 @@ def build_report(warehouse: str | Path, load_ids: list[str]) -> dict:
         "files": [dict(zip(("source", "entity", "file", "status", "rows_in", "rows_loaded", "rows_quarantined",
                             "message"), row)) for row in files],
         "by_reason": [dict(zip(("reason", "source", "entity", "file", "rows"), row)) for row in by_reason],
-        "samples": [dict(zip(("reason", "file", "row", "detail", "raw_values"), row)) for row in samples],
+        "samples": [_masked(dict(zip(("reason", "file", "row", "detail", "raw_values"), row))) for row in samples],
     }
+
+
+def _masked(sample: dict) -> dict:
+    """Contact fields masked (crmtier.masking): reports hold no personal data."""
+    from crmtier.masking import mask_raw_values, mask_text
+
+    sample["raw_values"], contacts = mask_raw_values(sample["raw_values"])
+    sample["detail"] = mask_text(sample["detail"], contacts)
+    return sample
 
 
 def render_markdown(report: dict, as_of_date: str) -> str:
