@@ -6,9 +6,15 @@ Where messages go (environment variables):
 * ``CRMTIER_NOTIFY_WEBHOOK``: an http(s) URL; the message is POSTed as JSON (Slack/Teams/DingTalk/
   WeCom style bridges, or your own endpoint). ``CRMTIER_NOTIFY_TIMEOUT`` seconds (default 10);
 * ``CRMTIER_NOTIFY_EMAIL_TO``: comma-separated addresses, sent with smtplib through
-  ``CRMTIER_SMTP_HOST`` (default localhost), ``CRMTIER_SMTP_PORT`` (default 25, or 465 with
-  ``CRMTIER_SMTP_SSL=true``), optional ``CRMTIER_SMTP_USER`` / ``CRMTIER_SMTP_PASSWORD``,
-  ``CRMTIER_SMTP_STARTTLS=true``, sender ``CRMTIER_NOTIFY_EMAIL_FROM`` (default crmtier@localhost).
+  ``CRMTIER_SMTP_HOST`` (default localhost), sender ``CRMTIER_NOTIFY_EMAIL_FROM`` (default
+  crmtier@localhost), optional ``CRMTIER_SMTP_USER`` / ``CRMTIER_SMTP_PASSWORD``.
+  Encrypted by default: ``CRMTIER_SMTP_SECURITY`` is ``starttls`` (default; port 587; a server that
+  does not offer STARTTLS gets nothing, no fallback to plain text), ``ssl`` (SMTPS, port 465; also
+  the legacy ``CRMTIER_SMTP_SSL=true``) or ``none`` (port 25). The server's certificate is verified
+  (system CAs, or ``CRMTIER_SMTP_CA_FILE`` for an internal CA). With ``none``, a user and password
+  are never sent unless ``CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH=true`` says so explicitly (a local relay
+  on loopback); otherwise the mail is not sent and the log says why. ``CRMTIER_SMTP_PORT`` overrides
+  the port.
 
 A notifier never fails the run: a webhook or mail server that is down is logged as a warning.
 """
@@ -70,29 +76,60 @@ def send_webhook(url: str, message: dict, timeout: float | None = None) -> bool:
         return False
 
 
+SMTP_SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+def smtp_security() -> str:
+    """starttls (default), ssl or none; the legacy CRMTIER_SMTP_SSL=true means ssl."""
+    security = os.environ.get("CRMTIER_SMTP_SECURITY", "").strip().lower()
+    if not security:
+        security = "ssl" if _truthy("CRMTIER_SMTP_SSL") else "starttls"
+    if security not in SMTP_SECURITY:
+        raise ValueError(f"CRMTIER_SMTP_SECURITY={security!r}: use one of {', '.join(SMTP_SECURITY)}")
+    return security
+
+
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=os.environ.get("CRMTIER_SMTP_CA_FILE") or None)
+
+
 def send_email(recipients: list[str], message: dict) -> bool:
-    """Send the message by SMTP; False (and a warning) when it cannot be sent."""
+    """Send the message by SMTP, encrypted unless configured otherwise; False (and a warning) when
+    it cannot be sent, or would have to send a password in clear text."""
     mail = EmailMessage()
     mail["Subject"] = message.get("title", "crmtier")
     mail["From"] = os.environ.get("CRMTIER_NOTIFY_EMAIL_FROM", "crmtier@localhost")
     mail["To"] = ", ".join(recipients)
     mail.set_content(format_text(message))
     host = os.environ.get("CRMTIER_SMTP_HOST", "localhost")
-    use_ssl = _truthy("CRMTIER_SMTP_SSL")
-    port = int(os.environ.get("CRMTIER_SMTP_PORT", "465" if use_ssl else "25"))
-    timeout = float(os.environ.get("CRMTIER_NOTIFY_TIMEOUT", DEFAULT_TIMEOUT))
     try:
-        smtp_class = smtplib.SMTP_SSL if use_ssl else smtplib.SMTP
-        with smtp_class(host, port, timeout=timeout) as smtp:
-            if _truthy("CRMTIER_SMTP_STARTTLS") and not use_ssl:
-                smtp.starttls(context=ssl.create_default_context())
-            if os.environ.get("CRMTIER_SMTP_USER"):
-                smtp.login(os.environ["CRMTIER_SMTP_USER"], os.environ.get("CRMTIER_SMTP_PASSWORD", ""))
+        security = smtp_security()
+    except ValueError as exc:
+        log.warning("[crmtier] notify: e-mail not sent: %s", exc)
+        return False
+    port = int(os.environ.get("CRMTIER_SMTP_PORT", SMTP_SECURITY[security]))
+    timeout = float(os.environ.get("CRMTIER_NOTIFY_TIMEOUT", DEFAULT_TIMEOUT))
+    user = os.environ.get("CRMTIER_SMTP_USER", "")
+    if user and security == "none" and not _truthy("CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH"):
+        log.warning("[crmtier] notify: e-mail not sent: CRMTIER_SMTP_SECURITY=none would send the SMTP password "
+                    "unencrypted to %s:%s; use starttls or ssl, or set CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH=true "
+                    "for a trusted relay; the run goes on", host, port)
+        return False
+    try:
+        if security == "ssl":
+            smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=_tls_context())
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+        with smtp:
+            if security == "starttls":
+                smtp.starttls(context=_tls_context())  # raises when the server does not offer it
+            if user:
+                smtp.login(user, os.environ.get("CRMTIER_SMTP_PASSWORD", ""))
             smtp.send_message(mail)
         return True
     except (smtplib.SMTPException, OSError, ValueError) as exc:
-        log.warning("[crmtier] notify: e-mail to %s via %s:%s failed (%s); the run goes on",
-                    mail["To"], host, port, exc)
+        log.warning("[crmtier] notify: e-mail to %s via %s:%s (%s) failed (%s); the run goes on",
+                    mail["To"], host, port, security, exc)
         return False
 
 

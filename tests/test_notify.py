@@ -20,7 +20,7 @@ from crmtier.notify import failure_message, notify, run_message
 
 ENV = ("CRMTIER_NOTIFY_WEBHOOK", "CRMTIER_NOTIFY_EMAIL_TO", "CRMTIER_NOTIFY_TIMEOUT", "CRMTIER_SMTP_HOST",
        "CRMTIER_SMTP_PORT", "CRMTIER_SMTP_USER", "CRMTIER_SMTP_PASSWORD", "CRMTIER_SMTP_STARTTLS", "CRMTIER_SMTP_SSL",
-       "CRMTIER_NOTIFY_EMAIL_FROM")
+       "CRMTIER_NOTIFY_EMAIL_FROM", "CRMTIER_SMTP_SECURITY", "CRMTIER_SMTP_CA_FILE", "CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH")
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +145,7 @@ def test_email_is_sent_by_smtp_and_a_dead_server_does_not_raise(monkeypatch):
     server.messages = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        monkeypatch.setenv("CRMTIER_SMTP_SECURITY", "none")  # a plain relay, no password
         monkeypatch.setenv("CRMTIER_NOTIFY_EMAIL_TO", "ops@example.com, crm@example.com")
         monkeypatch.setenv("CRMTIER_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("CRMTIER_SMTP_PORT", str(server.server_address[1]))
@@ -202,3 +203,143 @@ def test_notify_step_reports_the_outbox(webhook, monkeypatch, tmp_path):
     body = server.received[0]["json"]
     assert body["alerts"] == {"sms_offer": 2} and body["outbox"].endswith("outbox/2026-11-01")
     assert notify_module.format_text(body).startswith("crmtier run as of 2026-11-01 succeeded: 2 alerts")
+
+
+# --------------------------------------------------------------------------- SMTP with TLS (aiosmtpd on loopback)
+
+def _certificate(folder) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 / localhost (made here, never shipped)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def _tls(server, session) -> bool:
+    """STARTTLS sets session.ssl; implicit TLS (SMTPS) shows on the transport."""
+    return session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
+
+
+class _Mailbox:
+    def __init__(self):
+        self.messages, self.logins = [], []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        self.messages.append({"tls": _tls(server, session), "data": envelope.content.decode("utf-8", "replace")})
+        return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        self.logins.append({"user": auth_data.login.decode(), "password": auth_data.password.decode(),
+                            "tls": _tls(server, session)})
+        return AuthResult(success=auth_data.password == b"s3cret")
+
+
+@pytest.fixture
+def smtp_server(tmp_path):
+    """Start aiosmtpd on 127.0.0.1: mode `starttls` (offers and requires STARTTLS before AUTH),
+    `ssl` (SMTPS), `plain` (no TLS at all, AUTH allowed in clear)."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    cert, key = _certificate(tmp_path)
+    started = []
+
+    def start(mode: str):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        box = _Mailbox()
+        kw = dict(hostname="127.0.0.1", port=_closed_port(), authenticator=box.authenticate)
+        if mode == "starttls":
+            controller = Controller(box, tls_context=context, require_starttls=True, auth_require_tls=True, **kw)
+        elif mode == "ssl":
+            controller = Controller(box, ssl_context=context, auth_require_tls=False, **kw)  # implicit TLS
+        else:
+            controller = Controller(box, auth_require_tls=False, **kw)
+        controller.start()
+        started.append(controller)
+        return box, controller.port
+
+    yield start, cert
+    for controller in started:
+        controller.stop()
+
+
+def _mail_env(monkeypatch, port, **extra):
+    monkeypatch.setenv("CRMTIER_NOTIFY_EMAIL_TO", "ops@example.com")
+    monkeypatch.setenv("CRMTIER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CRMTIER_SMTP_PORT", str(port))
+    monkeypatch.setenv("CRMTIER_SMTP_USER", "crm")
+    monkeypatch.setenv("CRMTIER_SMTP_PASSWORD", "s3cret")
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_smtp_defaults_to_starttls_and_logs_in_only_under_tls(smtp_server, monkeypatch, caplog):
+    start, cert = smtp_server
+    box, port = start("starttls")
+    _mail_env(monkeypatch, port, CRMTIER_SMTP_CA_FILE=cert)  # no CRMTIER_SMTP_SECURITY: the default
+    assert notify(MESSAGE) == {"log": True, "email": True}
+    assert box.logins == [{"user": "crm", "password": "s3cret", "tls": True}]
+    [mail] = box.messages
+    assert mail["tls"] and "Subject: crmtier run as of 2026-11-01 succeeded: 4 alerts" in mail["data"]
+    # a certificate nobody vouches for is refused: nothing sent, no password handed over
+    box.logins.clear()
+    monkeypatch.delenv("CRMTIER_SMTP_CA_FILE")
+    with caplog.at_level(logging.WARNING, logger="crmtier"):
+        assert notify(MESSAGE)["email"] is False
+    assert box.logins == [] and len(box.messages) == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_smtps_on_request(smtp_server, monkeypatch):
+    start, cert = smtp_server
+    box, port = start("ssl")
+    _mail_env(monkeypatch, port, CRMTIER_SMTP_CA_FILE=cert, CRMTIER_SMTP_SECURITY="ssl")
+    assert notify(MESSAGE)["email"] is True
+    assert box.logins == [{"user": "crm", "password": "s3cret", "tls": True}] and box.messages[0]["tls"]
+
+
+def test_a_server_without_starttls_gets_no_password_and_no_mail(smtp_server, monkeypatch, caplog):
+    start, _cert = smtp_server
+    box, port = start("plain")
+    _mail_env(monkeypatch, port)
+    with caplog.at_level(logging.WARNING, logger="crmtier"):
+        assert notify(MESSAGE)["email"] is False  # default starttls: no silent fallback to clear text
+    assert box.logins == [] and box.messages == []
+    assert "STARTTLS" in caplog.text
+
+
+def test_plain_text_login_only_when_explicitly_allowed(smtp_server, monkeypatch, caplog):
+    start, _cert = smtp_server
+    box, port = start("plain")
+    _mail_env(monkeypatch, port, CRMTIER_SMTP_SECURITY="none")
+    with caplog.at_level(logging.WARNING, logger="crmtier"):
+        assert notify(MESSAGE)["email"] is False
+    assert box.logins == [] and box.messages == []
+    assert "CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH" in caplog.text
+    monkeypatch.setenv("CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH", "true")
+    assert notify(MESSAGE)["email"] is True
+    assert box.logins == [{"user": "crm", "password": "s3cret", "tls": False}]
