@@ -16,7 +16,7 @@ import re
 CONTACT_COLUMNS = {"name", "customer_name", "first_name", "last_name", "full_name", "contact_name",
                    "phone", "customer_phone", "mobile", "telephone", "email", "customer_email"}
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\d.])\+?\d[\d \-()]{5,}\d(?![\d]|\.\d)")
+_PHONE = re.compile(r"(?<![\w.])\+?\d[\d \-()]{5,}\d(?![\w]|\.\d)")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}.*|\d{1,2}-\d{1,2}-\d{4}.*")
 
 
@@ -85,8 +85,8 @@ def mask_row(raw: dict) -> tuple[dict, list[str]]:
         if str(key).strip().lower() in headers or _EMAIL.fullmatch(text.strip()) or _is_phone(text):
             masked[key] = mask_value(text)
             found.append(text)
-        else:
-            masked[key] = value
+        else:  # free text may still hold an e-mail or a phone number
+            masked[key] = mask_text(value) if isinstance(value, str) else value
     return masked, found
 
 

@@ -10,9 +10,14 @@ file beside the target and renamed over it (`os.replace`, atomic on POSIX), so:
   rename) and never blocks the next publish;
 * the file is self-contained (no paths inside): copied elsewhere it reads the same.
 
+The new file starts as a copy of the published one (a file copy is much faster than copying every
+history row again): the marts are replaced and, in the history tables, only rows dated on or after
+the as-of date (the only ones a run changes), after checking that the rows before it still match the
+warehouse (else the table is copied whole).
+
 The published snapshot is the *latest* as-of date. Re-running an older date (a backfill) updates
 history in the warehouse; publishing it republishes the history with the current tables of the
-snapshot already published (copied from it), so "current" never moves back in time.
+snapshot already published (kept from the copy), so "current" never moves back in time.
 
 A run killed mid-publish leaves `.<name>.<pid>.tmp` (and its `.wal`) beside the target; the next
 run removes them (crmtier.lock.clean_leftovers).
@@ -47,10 +52,43 @@ def published_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
     return names
 
 
-def history_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_catalog = ? and table_schema = 'history' "
-        "order by 1", [catalog]).fetchall()]
+HISTORY_DATE_COLUMNS = ("as_of_date", "effective_date")
+
+
+def history_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str | None]:
+    """History tables and the date column a run rewrites from (None: small, copied whole)."""
+    rows = con.execute(
+        "select table_name, column_name from information_schema.columns where table_catalog = ? "
+        "and table_schema = 'history' order by table_name, ordinal_position", [catalog]).fetchall()
+    tables: dict[str, str | None] = {}
+    for table, column in rows:
+        tables.setdefault(table, None)
+        if tables[table] is None and column in HISTORY_DATE_COLUMNS:
+            tables[table] = column
+    return tables
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> list[tuple]:
+    return con.execute("select column_name, data_type from information_schema.columns where table_catalog = ? "
+                       "and table_schema = ? and table_name = ? order by ordinal_position",
+                       [catalog, schema, table]).fetchall()
+
+
+def _copy_history(con: duckdb.DuckDBPyConnection, catalog: str, table: str, date_column: str | None,
+                  as_of_date: str, incremental: bool) -> None:
+    """History into the new snapshot. Started from a copy of the previous snapshot, only rows dated on
+    or after the as-of date are rewritten (the only ones a run changes), when the rows before it still
+    match the warehouse (same columns, same count); else the table is copied whole."""
+    if incremental and date_column is not None and \
+            _columns(con, catalog, "main", table) == _columns(con, "wh", "history", table):
+        before = "where {c} < ?::date".format(c=date_column)
+        kept = con.execute(f"select count(*) from main.{table} {before}", [as_of_date]).fetchone()[0]
+        if kept == con.execute(f"select count(*) from wh.history.{table} {before}", [as_of_date]).fetchone()[0]:
+            con.execute(f"delete from main.{table} where {date_column} >= ?::date", [as_of_date])
+            con.execute(f"insert into main.{table} select * from wh.history.{table} "
+                        f"where {date_column} >= ?::date", [as_of_date])
+            return
+    con.execute(f"create or replace table main.{table} as select * from wh.history.{table}")
 
 
 def published_as_of(target: str | Path) -> str | None:
@@ -76,35 +114,38 @@ def publish_snapshot(warehouse: str | Path, target: str | Path, as_of_date: str,
     kept_current = current is not None and current > as_of_date
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
+    # start from a copy of the published file (a file copy is much faster than copying the history
+    # rows again); the copy is private until renamed, and the published file is never written in place
+    incremental = current is not None
+    if incremental:
+        shutil.copyfile(target, tmp)
     counts: dict[str, int] = {}
     con = duckdb.connect(str(tmp))
     try:
         con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{warehouse}' as wh (read_only)")
+        catalog = con.execute("select current_database()").fetchone()[0]
         marts = published_tables(con, "wh")
-        if kept_current:  # the current tables stay those of the latest date, taken from the snapshot
-            con.execute(f"attach '{target}' as cur (read_only)")
-            source = "cur.main"
-            in_current = {r[0] for r in con.execute(
-                "select table_name from information_schema.tables where table_catalog = 'cur'").fetchall()}
-            marts = [t for t in marts if t in in_current]
-        else:
-            source = "wh.marts"
+        if incremental:
+            _drop_views(con, catalog)  # an older layout's views over Parquet files
         for table in marts:
-            con.execute(f"create table main.{table} as select * from {source}.{table}")
+            if kept_current:  # the current tables stay those of the latest date: those of the copy
+                if not _has_table(con, catalog, table):
+                    continue
+            else:
+                con.execute(f"create or replace table main.{table} as select * from wh.marts.{table}")
             counts[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]
-        for table in history_tables(con, "wh"):
-            con.execute(f"create table main.{table} as select * from wh.history.{table}")
+        for table, date_column in history_tables(con, "wh").items():
+            _copy_history(con, catalog, table, date_column, as_of_date,
+                          incremental and _has_table(con, catalog, table))
             counts[table] = con.execute(f"select count(*) from main.{table}").fetchone()[0]
         snapshot_date = current if kept_current else as_of_date
         through = con.execute("select max(as_of_date) from main.customer_history").fetchone()[0] \
             if "customer_history" in counts else None
-        con.execute("""create table main._snapshot as
+        con.execute("""create or replace table main._snapshot as
                        select ?::date as as_of_date, ?::date as history_through, ? as run_id,
                               ?::date as history_republished_for, ?::varchar as tables""",
                     [snapshot_date, through, run_id, as_of_date if kept_current else None, ",".join(counts)])
-        if kept_current:
-            con.execute("detach cur")
         con.execute("detach wh")
         con.execute("checkpoint")
     finally:
@@ -120,6 +161,18 @@ def publish_snapshot(warehouse: str | Path, target: str | Path, as_of_date: str,
                  legacy)
     log.info("published %s (as of %s): %s", target, snapshot_date, counts)
     return {"counts": counts, "as_of_date": snapshot_date, "kept_current": kept_current}
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool:
+    return con.execute("select count(*) from information_schema.tables where table_catalog = ? "
+                       "and table_schema = 'main' and table_name = ? and table_type = 'BASE TABLE'",
+                       [catalog, table]).fetchone()[0] > 0
+
+
+def _drop_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    for (view,) in con.execute("select table_name from information_schema.tables where table_catalog = ? "
+                               "and table_type = 'VIEW'", [catalog]).fetchall():
+        con.execute(f"drop view main.{view}")
 
 
 def _fsync_dir(folder: Path) -> None:
