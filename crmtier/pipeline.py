@@ -53,7 +53,8 @@ def clean_dead_run_leftovers() -> None:
     from crmtier.outbox import outbox_dir
 
     paths = get_paths()
-    removed = clean_leftovers([paths.publish.parent, outbox_dir(), paths.reports])
+    reports = [d for d in paths.reports.iterdir() if d.is_dir()] if paths.reports.is_dir() else []
+    removed = clean_leftovers([paths.publish.parent, outbox_dir(), *reports])
     if removed:
         progress(f"cleanup: removed {len(removed)} temporary file(s) left by a killed run: "
                  + ", ".join(str(p) for p in removed[:6]) + (" ..." if len(removed) > 6 else ""))
