@@ -422,7 +422,7 @@ class Expression:
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise EvalError("not a finite number")
-            return format(value.normalize() if value == value.to_integral() else value, "f")
+            return format(value, "f")  # exact: 6 x 2.55 = 15.30, no rounding, no exponent
         return value
 
 

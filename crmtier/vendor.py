@@ -486,9 +486,8 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
         text = column_text(col)
         kind = COLUMN_KINDS.get(col, "text")
         has = np.array([v is not None for v in text], dtype=bool)
-        if col in derived_errors:
-            has |= derived_errors[col]  # the expression's reason is given; no missing_required
-        raw_present[col] = has
+        # a row whose expression failed has its reason already: no missing_required either
+        raw_present[col] = has | derived_errors[col] if col in derived_errors else has
         if kind == "date":
             vals, why = parse_date_series(pd.Series(text, dtype=object), em.date_order,
                                           em.column_date_formats.get(col, em.date_formats))
