@@ -68,7 +68,10 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
       sheet: Sheet1
       entities: {customers: {format: xlsx, sheet: Contacts}}   # per-entity overrides
 
-Pseudo-columns ``customer_name`` and ``customer_phone`` (orders/events only) carry the
+Pseudo-column ``original_order_id`` (orders): a credit note's reference to the order it returns,
+when the export has one; kept in ``_extra.original_order_id`` (a generic file's extra column of that
+name lands in the same place) and shown by staging.  Pseudo-columns ``customer_name`` and
+``customer_phone`` (orders/events only) carry the
 customer's name / phone when the export names the customer instead of giving its id;
 ``customer_match`` lists which of ``customer_id``, ``name``, ``phone`` may be used.
 """
@@ -119,7 +122,7 @@ CANONICAL_COLUMNS: dict[str, tuple[str, ...]] = {
 # not output columns: used to find the customer when the export names it instead of its id
 PSEUDO_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (),
-    "orders": ("customer_name", "customer_phone"),
+    "orders": ("customer_name", "customer_phone", "original_order_id"),
     "events": ("customer_name", "customer_phone"),
 }
 MATCH_KEYS = {"customer_id": "customer_id", "name": "customer_name", "phone": "customer_phone"}

@@ -481,7 +481,8 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
     negatives: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rounded_notes: dict[int, dict[str, str]] = {}  # row -> {column: value as written}
     raw_present: dict[str, np.ndarray] = {}
-    present_cols = [c for c in list(CANONICAL_COLUMNS[entity]) + ["customer_name", "customer_phone"] if em.provides(c)]
+    present_cols = [c for c in list(CANONICAL_COLUMNS[entity]) + ["customer_name", "customer_phone", "original_order_id"]
+                    if em.provides(c)]
     for col in present_cols:
         text = column_text(col)
         kind = COLUMN_KINDS.get(col, "text")
@@ -681,6 +682,8 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
                 d["_invalid"] = invalid_notes[i]
             if i in rounded_notes:
                 d["_rounded"] = rounded_notes[i]
+            if "original_order_id" in values and values["original_order_id"][i] is not None:
+                d["original_order_id"] = values["original_order_id"][i]  # a credit note's reference
             extras.append(_json(d) if d else None)
 
     out: dict[str, Any] = {}

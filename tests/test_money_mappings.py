@@ -192,6 +192,14 @@ def test_a_column_the_expression_needs_is_missing(tmp_path):
         normalize(tmp_path, RETAIL, "InvoiceNo,Quantity,InvoiceDate,CustomerID\n1,2,12/1/2010 8:26,5\n")
 
 
+def test_credit_note_reference_to_the_original_order(tmp_path):
+    body = RETAIL.replace("  order_time: [InvoiceDate]", "  order_time: [InvoiceDate]\n  original_order_id: [Original]")
+    nf = normalize(tmp_path, body, "InvoiceNo,Quantity,InvoiceDate,UnitPrice,CustomerID,Original\n"
+                   "C2,-1,12/2/2010 8:26,2.55,17850,536365\nC3,-1,12/2/2010 8:26,2.55,17850,\n")
+    extras = [json.loads(e) for e in nf.rows["_extra"]]
+    assert extras[0]["original_order_id"] == "536365" and "original_order_id" not in extras[1]
+
+
 def test_constant_status_and_derived_text(tmp_path):
     body = """
     columns:

@@ -52,6 +52,8 @@ lines as (
         cast(trim(amount) as decimal(18, 4)) as amount,
         coalesce(upper(nullif(trim(currency), '')), '{{ var("base_currency") }}') as currency,
         lower(trim(status)) as order_status,
+        -- a credit note's reference to the order it returns, when the export has one
+        nullif(trim(json_extract_string(_extra, '$.original_order_id')), '') as original_order_id,
         _source,
         _load_id,
         _load_seq
@@ -72,6 +74,7 @@ orders as (
         min(currency) as currency,
         min(order_status) as order_status,
         count(*) as line_count,
+        min(original_order_id) as original_order_id,
         min(_source) as source_system,
         min(_load_id) as load_id,
         max(_load_seq) as load_seq
@@ -94,6 +97,7 @@ final as (
         line_count,
         -- a credit note: its own document with a negative amount (a return), status refunded
         order_status = 'refunded' and amount < 0 as is_return,
+        original_order_id,
         -- value: paid orders add their amount, credit notes subtract theirs; a refunded or
         -- cancelled order keeps nothing
         case
