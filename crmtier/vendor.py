@@ -14,15 +14,22 @@ joined with ``"; "`` in column order):
                            neither id nor name/phone)
 ``missing_required``       another required column empty (e.g. ``amount``)
 ``unparseable_date``       date or timestamp present but not parseable / impossible
-``unparseable_amount``     amount present but not a number in the declared format
-``negative_amount``        amount below zero (refunds are a *status*, not a sign)
+``unparseable_amount``     amount present but not a number in the declared format, more
+                           than 4 decimals (without ``amount_round``), or a ``derived``
+                           amount whose inputs are not plain numbers (``1_000``, ``1e5``)
+``derived_value_error``    another ``derived`` column could not be computed for the row
+``negative_amount``        amount below zero (refunds are a *status*, not a sign), except a
+                           credit note (``credit_notes: true`` and status refunded)
 ``unknown_status``         status not in the mapping's vocabulary
 ``excluded_status``        status listed under ``exclude`` (e.g. open deal stages)
 ``unknown_event_type``     (and ``excluded_event_type``) same for events
 ``unknown_currency``       currency is not a 3-letter code after the vocabulary
 ``unmatched_customer``     order names a customer (name/phone) that is not in the lookup
 ``ambiguous_customer``     ... that matches several customers
-``duplicate_id_in_file``   id already seen in an earlier *valid* row of the file
+``duplicate_id_in_file``   id already seen in an earlier *valid* row of the file (not with
+                           ``order_lines: true``: repeated ids are lines of one order)
+``conflicting_order_line`` a line of an order naming another customer, status or currency
+                           than the order's first valid line
 =========================  ==========================================================
 
 Not quarantined (soft problems): an unknown gender or an invalid phone become empty and

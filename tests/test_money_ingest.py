@@ -31,3 +31,12 @@ def test_generic_amounts_are_plain_exact_decimals(crm_home):
     assert reasons == {1: "non_numeric_amount", 2: "non_numeric_amount", 4: "non_numeric_amount",
                        5: "non_numeric_amount", 6: "negative_amount"}
     assert loaded == [("O3", "1.005", "1.0050"), ("O7", "12", "12.0000")]  # 1.005 stays 1.005
+
+
+def test_raw_gate_checks_amounts_with_the_layout_pattern():
+    from pathlib import Path
+
+    from crmtier.layout import AMOUNT_PATTERN
+
+    gates = (Path(__file__).resolve().parents[1] / "expectations" / "gates.yml").read_text(encoding="utf-8")
+    assert f"regexp_full_match(trim(amount), '{AMOUNT_PATTERN}')" in gates  # one definition, checked
