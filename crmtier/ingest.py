@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from crmtier.layout import COLUMNS, ENTITIES, EVENT_TYPES, ORDER_STATUSES, REQUIRED
+from crmtier.layout import AMOUNT_DECIMALS, AMOUNT_PATTERN, COLUMNS, ENTITIES, EVENT_TYPES, ORDER_STATUSES, REQUIRED
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ def ingest_landing(db_path: str | Path, landing: str | Path) -> IngestReport:
             seen_this_run.add(digest)
             outcome = _load_file(con, source, entity, path, digest, load_id)
             report.files.append(outcome)
+            if outcome.status == "loaded" and entity == "orders" and source != "generic":
+                from crmtier.derived_customers import derive_customers  # orders-only exports
+                report.files.extend(derive_customers(con, source, outcome))
             log.info("%s %s/%s/%s in=%d loaded=%d quarantined=%d %s", outcome.status, source, entity,
                      path.name, outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined, outcome.message)
     finally:
@@ -159,12 +162,15 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
         con.execute("delete from raw.load_log where load_id = ?", [load_id])
         con.execute("drop view if exists _incoming")
         con.execute("drop table if exists _vendor_quarantine")
+        money = {}  # order lines and credit notes: declared by a vendor mapping only
         if source == "generic" and path.suffix.lower() == ".csv":
             extra = _stage_generic_csv(con, entity, path)
         else:
             extra = _stage_vendor_file(con, source, entity, path)
+            from crmtier.vendor import money_rules
+            money = money_rules(source, entity)
         rows_in, loaded, quarantined = _split_valid(con, entity, source, path.name, digest, load_id,
-                                                    exported_at)
+                                                    exported_at, **money)
         outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined = rows_in, loaded, quarantined
         if extra:
             outcome.message = f"extra columns kept in _extra: {', '.join(extra)}"
@@ -327,7 +333,7 @@ def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
     return list(normalized.extra_columns)
 
 
-def _reason_sql(entity: str) -> str:
+def _reason_sql(entity: str, order_lines: bool = False, credit_notes: bool = False) -> str:
     """First failing rule of a row as `code: detail`, or null for a valid row."""
     def blank(col: str) -> str:
         return f"nullif(trim({col}), '') is null"
@@ -347,9 +353,13 @@ def _reason_sql(entity: str) -> str:
         rules += [(blank("customer_id"), "'missing_id: customer_id'"),
                   ("try_cast(order_time as timestamp) is null",
                    "'unparseable_timestamp: order_time=' || coalesce(order_time, '')"),
-                  ("try_cast(amount as decimal(18, 2)) is null",
-                   "'non_numeric_amount: amount=' || coalesce(amount, '')"),
-                  ("try_cast(amount as decimal(18, 2)) < 0", "'negative_amount: amount=' || amount"),
+                  # plain decimals only, at most AMOUNT_DECIMALS places: never 1_000, 1e5, or 1.005 -> 1.01
+                  (f"not regexp_full_match(trim(coalesce(amount, '')), '{AMOUNT_PATTERN}')",
+                   f"'non_numeric_amount: amount=' || coalesce(amount, '') || ' (a plain decimal with at most "
+                   f"{AMOUNT_DECIMALS} decimal places)'"),
+                  ("try_cast(trim(amount) as decimal(18, 4)) < 0"
+                   + (" and lower(trim(status)) <> 'refunded'" if credit_notes else ""),
+                   "'negative_amount: amount=' || amount"),
                   (f"coalesce(lower(trim(status)), '') not in ({statuses})",
                    "'unknown_status: ' || coalesce(status, '')"),
                   ("currency is not null and trim(currency) <> '' and not regexp_full_match(trim(currency), '[A-Za-z]{3}')",
@@ -360,14 +370,15 @@ def _reason_sql(entity: str) -> str:
                   (f"coalesce(lower(trim(event_type)), '') not in ({event_types})",
                    "'unknown_event_type: ' || coalesce(event_type, '')")]
     dup_key = key
-    rules.append(("_repeated._first_row is not null and _row_number > _repeated._first_row",
-                  f"'duplicate_id_in_file: ' || {dup_key}"))
+    if not order_lines:  # line-level orders repeat the order id by design
+        rules.append(("_repeated._first_row is not null and _row_number > _repeated._first_row",
+                      f"'duplicate_id_in_file: ' || {dup_key}"))
     whens = "\n".join(f"when {cond} then {reason}" for cond, reason in rules)
     return f"case {whens} else null end"
 
 
 def _split_valid(con, entity: str, source: str, file_name: str, digest: str, load_id: str,
-                 exported_at) -> tuple[int, int, int]:
+                 exported_at, order_lines: bool = False, credit_notes: bool = False) -> tuple[int, int, int]:
     key = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}[entity]
     cols = ", ".join(f"_incoming.{c}" for c in COLUMNS[entity])
     # An id repeated within a file: the first row loads, later ones are quarantined. A hash
@@ -383,7 +394,7 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
         select trim({key}) as _key, min(_row_number) as _first_row
         from _incoming semi join candidate_hashes on hash(trim(_incoming.{key})) = candidate_hashes.h
         group by 1 having count(*) > 1""")
-    reason = _reason_sql(entity)
+    reason = _reason_sql(entity, order_lines, credit_notes)
     source_rows = f"""from _incoming left join _repeated on trim(_incoming.{key}) = _repeated._key"""
     meta = [source, file_name, digest, load_id, exported_at]
     loaded = con.execute(f"""

@@ -20,6 +20,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 BUSINESS_KEY = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}
 
 ORDER_STATUSES = ("paid", "refunded", "cancelled")
+
+# Amounts are exact decimals: at most AMOUNT_DECIMALS places (the warehouse keeps decimal(18, 4)),
+# plain digits (no exponent, no "_", no thousands separator in the canonical layout).
+AMOUNT_DECIMALS = 4
+AMOUNT_PATTERN = r"[+-]?[0-9]{1,14}(\.[0-9]{1,4})?"
 EVENT_TYPES = ("web_visit", "page_view", "login", "email_open", "email_click",
                "campaign_join", "social_interaction", "support_ticket")
 

@@ -38,6 +38,21 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
           status: {paid: [已付款], refunded: [已退款], cancelled: [已取消]}
         exclude:                    # raw values that mark rows which are not data (quarantined
           status: [草稿]            #   as "excluded_status"), e.g. open deal stages
+        constants:                  # a canonical column with one value for every row
+          currency: GBP             #   (checked like a file value: GBP must be a currency)
+        derived:                    # a canonical column computed from the file's own columns
+          amount: Quantity * UnitPrice            # (crmtier/expressions.py: the grammar; no eval)
+          status: refunded when InvoiceNo starts with C else paid
+        date_formats:               # a list (every date column) or per column; a column's own
+          order_time: ["%m/%d/%Y %H:%M"]   #   formats are the only ones accepted for it
+        order_lines: false          # orders: rows sharing an order id are lines of one order
+                                    #   (raw keeps every line; staging sums them: see README)
+        credit_notes: false         # orders: a negative amount with status refunded is a
+                                    #   credit note (a return), subtracted from net spend
+        derive_customers: false     # orders: no customers file; one customer per distinct
+                                    #   customer id, created_at = its first order time
+        amount_round: null          # decimals to round amounts to (counted in _extra._rounded);
+                                    #   null: more than 4 decimals is quarantined, never rounded
         <any settings key>: ...     # entity-level override
     export:                         # how `write_vendor_export` writes this vendor's files
       format: csv                   # csv | tsv | txt | xlsx
@@ -53,7 +68,10 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
       sheet: Sheet1
       entities: {customers: {format: xlsx, sheet: Contacts}}   # per-entity overrides
 
-Pseudo-columns ``customer_name`` and ``customer_phone`` (orders/events only) carry the
+Pseudo-column ``original_order_id`` (orders): a credit note's reference to the order it returns,
+when the export has one; kept in ``_extra.original_order_id`` (a generic file's extra column of that
+name lands in the same place) and shown by staging.  Pseudo-columns ``customer_name`` and
+``customer_phone`` (orders/events only) carry the
 customer's name / phone when the export names the customer instead of giving its id;
 ``customer_match`` lists which of ``customer_id``, ``name``, ``phone`` may be used.
 """
@@ -70,6 +88,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .layout import AMOUNT_DECIMALS  # more decimals are quarantined unless `amount_round` says
+from .expressions import Expression, ExpressionError, compile_expression
 from .parsing import DATE_ORDERS, build_vocab, vocab_key
 
 __all__ = [
@@ -102,7 +122,7 @@ CANONICAL_COLUMNS: dict[str, tuple[str, ...]] = {
 # not output columns: used to find the customer when the export names it instead of its id
 PSEUDO_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (),
-    "orders": ("customer_name", "customer_phone"),
+    "orders": ("customer_name", "customer_phone", "original_order_id"),
     "events": ("customer_name", "customer_phone"),
 }
 MATCH_KEYS = {"customer_id": "customer_id", "name": "customer_name", "phone": "customer_phone"}
@@ -148,7 +168,10 @@ _SETTINGS_DEFAULTS: dict[str, Any] = {
     "phone_country_code": "86",
     "decimal_separator": ".",
 }
-_ENTITY_KEYS = {"sheet", "required", "customer_match", "generate_missing_id", "columns", "vocab", "exclude"}
+_ENTITY_KEYS = {"sheet", "required", "customer_match", "generate_missing_id", "columns", "vocab", "exclude",
+                "constants", "derived", "order_lines", "credit_notes", "derive_customers", "amount_round"}
+_ORDERS_ONLY_KEYS = ("order_lines", "credit_notes", "derive_customers")
+
 _EXPORT_DEFAULTS: dict[str, Any] = {
     "format": "csv",
     "encoding": "utf-8",
@@ -229,6 +252,17 @@ class EntityMapping:
     phone_country_code: str
     decimal_separator: str
     export: ExportSpec
+    constants: dict[str, str] = field(default_factory=dict)  # column -> value for every row
+    derived: dict[str, Expression] = field(default_factory=dict)  # column -> expression
+    column_date_formats: dict[str, tuple[str, ...]] = field(default_factory=dict)  # strict, per column
+    order_lines: bool = False
+    credit_notes: bool = False
+    derive_customers: bool = False
+    amount_round: int | None = None
+
+    def provides(self, column: str) -> bool:
+        """The column comes from a header, a constant or an expression."""
+        return column in self.columns or column in self.constants or column in self.derived
 
     @property
     def canonical_columns(self) -> tuple[str, ...]:
@@ -317,7 +351,10 @@ def _check_settings(path: Path, prefix: str, raw: dict[str, Any]) -> dict[str, A
                 raise _err(path, key, f"expected one of {', '.join(DATE_ORDERS)}, got {v!r}")
             out[k] = v
         elif k == "date_formats":
-            out[k] = _str_list(path, key, v)
+            if isinstance(v, dict):
+                out[k] = {str(col): _str_list(path, f"{key}.{col}", fmts, allow_empty=False) for col, fmts in v.items()}
+            else:
+                out[k] = _str_list(path, key, v)
         elif k == "timezone":
             if not isinstance(v, str):
                 raise _err(path, key, "expected a time-zone name such as UTC or Asia/Shanghai")
@@ -463,6 +500,8 @@ def _parse_entity(
             seen_headers[hk] = name
         columns[name] = spec
 
+    constants, derived = _parse_computed(path, ek, entity, raw, columns)
+
     match = _str_list(path, f"{ek}.customer_match", raw.get("customer_match"))
     if match and entity == "customers":
         raise _err(path, f"{ek}.customer_match", "only orders and events can match customers")
@@ -476,13 +515,13 @@ def _parse_entity(
     for r in required:
         if r not in CANONICAL_COLUMNS[entity]:
             raise _err(path, f"{ek}.required", f"{r!r} is not a canonical {entity} column")
-        if r not in columns and not (r == "customer_id" and match):
-            raise _err(path, f"{ek}.required", f"{r!r} is required but has no entry in columns")
+        if r not in columns and r not in constants and r not in derived and not (r == "customer_id" and match):
+            raise _err(path, f"{ek}.required", f"{r!r} is required but has no entry in columns, constants or derived")
     id_col = ID_COLUMN[entity]
     gen = raw.get("generate_missing_id", False)
     if not isinstance(gen, bool):
         raise _err(path, f"{ek}.generate_missing_id", "expected true or false")
-    if id_col not in columns and not gen:
+    if id_col not in columns and id_col not in derived and not gen:
         raise _err(path, f"{ek}.columns", f"needs an entry for the id column {id_col!r} (or generate_missing_id: true)")
 
     sheet = raw.get("sheet")
@@ -530,6 +569,41 @@ def _parse_entity(
             raise _err(path, xk, f"value {sorted(clash)[0]!r} is both excluded and in vocab.{col}")
         exclude[col] = keys
 
+    for col, expr in derived.items():
+        if col in vocab:
+            for value in expr.results():
+                if vocab_key(value) not in vocab[col]:
+                    raise _err(path, f"{ek}.derived.{col}",
+                               f"result {value!r} is not a {col} of the vocabulary ({', '.join(vocab_spec[col])})")
+    for col, value in constants.items():
+        if col in vocab and vocab_key(value) not in vocab[col]:
+            raise _err(path, f"{ek}.constants.{col}", f"{value!r} is not a {col} of the vocabulary ({', '.join(vocab_spec[col])})")
+    flags = {}
+    for k in (*_ORDERS_ONLY_KEYS,):
+        v = raw.get(k, False)
+        if not isinstance(v, bool):
+            raise _err(path, f"{ek}.{k}", "expected true or false")
+        if v and entity != "orders":
+            raise _err(path, f"{ek}.{k}", "only orders can set it")
+        flags[k] = v
+    if flags["derive_customers"] and not (set(columns) | set(derived)) & {"customer_id"}:
+        raise _err(path, f"{ek}.derive_customers", "needs a customer_id column")
+    amount_round = raw.get("amount_round")
+    if amount_round is not None and (isinstance(amount_round, bool) or not isinstance(amount_round, int)
+                                     or not 0 <= amount_round <= AMOUNT_DECIMALS):
+        raise _err(path, f"{ek}.amount_round", f"expected null or a number of decimals 0-{AMOUNT_DECIMALS}")
+    formats = eff["date_formats"]
+    column_formats: dict[str, tuple[str, ...]] = {}
+    if isinstance(formats, dict):
+        for col, fmts in formats.items():
+            if COLUMN_KINDS.get(col) not in ("date", "timestamp") or col not in CANONICAL_COLUMNS[entity]:
+                raise _err(path, f"{ek}.date_formats.{col}", f"not a date or timestamp column of {entity}")
+            for f in fmts:
+                if "%" not in f:
+                    raise _err(path, f"{ek}.date_formats.{col}", f"{f!r} is not a strptime format such as %m/%d/%Y %H:%M")
+            column_formats[col] = tuple(fmts)
+        formats = ()
+
     ex_ent = {}
     if isinstance(export_raw, dict):
         ents = export_raw.get("entities") or {}
@@ -554,13 +628,54 @@ def _parse_entity(
         preferred_encodings=tuple(eff["preferred_encodings"]),
         delimiter=eff["delimiter"],
         date_order=eff["date_order"],
-        date_formats=tuple(eff["date_formats"]),
+        date_formats=tuple(formats),
         timezone=eff["timezone"],
         currency=eff["currency"],
         phone_country_code=eff["phone_country_code"],
         decimal_separator=eff["decimal_separator"],
         export=export,
+        constants=constants,
+        derived=derived,
+        column_date_formats=column_formats,
+        order_lines=flags["order_lines"],
+        credit_notes=flags["credit_notes"],
+        derive_customers=flags["derive_customers"],
+        amount_round=amount_round,
     )
+
+
+def _parse_computed(
+    path: Path, ek: str, entity: str, raw: dict[str, Any], columns: dict[str, ColumnSpec]
+) -> tuple[dict[str, str], dict[str, Expression]]:
+    """``constants`` and ``derived``: canonical columns not read from one header."""
+    out: list[dict[str, Any]] = []
+    for section in ("constants", "derived"):
+        table = raw.get(section) or {}
+        if not isinstance(table, dict):
+            raise _err(path, f"{ek}.{section}", "expected a mapping canonical column -> "
+                       + ("value" if section == "constants" else "expression"))
+        parsed: dict[str, Any] = {}
+        for col, value in table.items():
+            key = f"{ek}.{section}.{col}"
+            if col not in CANONICAL_COLUMNS[entity]:
+                raise _err(path, key, f"not a canonical {entity} column; expected one of {', '.join(CANONICAL_COLUMNS[entity])}")
+            if col in columns:
+                raise _err(path, key, f"{col!r} is also read from a header under columns: keep one")
+            if section == "constants":
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+                    raise _err(path, key, "expected a non-empty text or number")
+                parsed[col] = str(value)
+            else:
+                try:
+                    parsed[col] = compile_expression(value, numeric=COLUMN_KINDS.get(col) == "amount")
+                except ExpressionError as exc:
+                    raise _err(path, key, f"invalid expression {value!r}: {exc}") from None
+        out.append(parsed)
+    constants, derived = out
+    both = set(constants) & set(derived)
+    if both:
+        raise _err(path, f"{ek}.derived.{sorted(both)[0]}", "also under constants: keep one")
+    return constants, derived
 
 
 def load_mapping_file(path: str | os.PathLike[str]) -> Mapping:

@@ -14,15 +14,22 @@ joined with ``"; "`` in column order):
                            neither id nor name/phone)
 ``missing_required``       another required column empty (e.g. ``amount``)
 ``unparseable_date``       date or timestamp present but not parseable / impossible
-``unparseable_amount``     amount present but not a number in the declared format
-``negative_amount``        amount below zero (refunds are a *status*, not a sign)
+``unparseable_amount``     amount present but not a number in the declared format, more
+                           than 4 decimals (without ``amount_round``), or a ``derived``
+                           amount whose inputs are not plain numbers (``1_000``, ``1e5``)
+``derived_value_error``    another ``derived`` column could not be computed for the row
+``negative_amount``        amount below zero (refunds are a *status*, not a sign), except a
+                           credit note (``credit_notes: true`` and status refunded)
 ``unknown_status``         status not in the mapping's vocabulary
 ``excluded_status``        status listed under ``exclude`` (e.g. open deal stages)
 ``unknown_event_type``     (and ``excluded_event_type``) same for events
 ``unknown_currency``       currency is not a 3-letter code after the vocabulary
 ``unmatched_customer``     order names a customer (name/phone) that is not in the lookup
 ``ambiguous_customer``     ... that matches several customers
-``duplicate_id_in_file``   id already seen in an earlier *valid* row of the file
+``duplicate_id_in_file``   id already seen in an earlier *valid* row of the file (not with
+                           ``order_lines: true``: repeated ids are lines of one order)
+``conflicting_order_line`` a line of an order naming another customer, status or currency
+                           than the order's first valid line
 =========================  ==========================================================
 
 Not quarantined (soft problems): an unknown gender or an invalid phone become empty and
@@ -37,7 +44,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,7 +54,9 @@ import numpy as np
 import pandas as pd
 
 from .encodings import FileRejected, RawTable, read_table
+from .expressions import EvalError
 from .mappings import (
+    AMOUNT_DECIMALS,
     CANONICAL_COLUMNS,
     COLUMN_KINDS,
     MATCH_KEYS,
@@ -57,6 +66,7 @@ from .mappings import (
     load_mapping,
 )
 from .parsing import (
+    format_amount,
     normalize_currency,
     normalize_phone,
     normalize_phone_series,
@@ -86,6 +96,7 @@ class NormalizedFile:
     sheet: str | None = None
     header: list[str] = field(default_factory=list)
     column_map: dict[str, list[str]] = field(default_factory=dict)  # canonical -> file headers used
+    rounded: int = 0  # loaded rows with an amount rounded as the mapping declares (amount_round)
 
 
 # ----------------------------------------------------------------------------------------
@@ -208,6 +219,77 @@ class _Reasons:
         return np.array([x is not None for x in self.items], dtype=bool)
 
 
+def money_rules(source: str, entity: str) -> dict[str, bool]:
+    """What a source's mapping declares about order lines and credit notes (for ingest)."""
+    if entity != "orders":
+        return {}
+    em = load_mapping(source).entity("orders")
+    return {"order_lines": em.order_lines, "credit_notes": em.credit_notes}
+
+
+def _only_declared(text: np.ndarray, vals: np.ndarray, why: np.ndarray, formats: tuple[str, ...] | None):
+    """A column with its own declared formats accepts those formats only (nothing guessed)."""
+    if not formats:
+        return vals, why
+    vals, why = vals.copy(), why.copy()
+    for i, raw in enumerate(text):
+        if raw is None or vals[i] is None:
+            continue
+        if not _matches_any(raw, formats):
+            vals[i] = None
+            why[i] = f"not in the declared format {' or '.join(formats)}"
+    return vals, why
+
+
+@lru_cache(maxsize=100_000)
+def _matches_any(raw: str, formats: tuple[str, ...]) -> bool:
+    for fmt in formats:
+        try:
+            _dt.datetime.strptime(raw, fmt)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def _declared_decimals(vals: np.ndarray, why: np.ndarray, round_to: int | None):
+    """Amounts keep their exact decimals up to AMOUNT_DECIMALS; more is quarantined, or
+    rounded (half up) to ``round_to`` when the mapping declares it, and flagged as rounded."""
+    vals, why = vals.copy(), why.copy()
+    rounded = np.zeros(len(vals), dtype=bool)
+    for i, v in enumerate(vals):
+        if v is None:
+            continue
+        places = len(v.partition(".")[2])
+        limit = AMOUNT_DECIMALS if round_to is None else round_to
+        if places <= limit:
+            continue
+        if round_to is None:
+            vals[i], why[i] = None, (f"{places} decimal places, more than {AMOUNT_DECIMALS}: "
+                                     "declare amount_round in the mapping to round")
+        else:
+            exact = Decimal(v)
+            vals[i] = format_amount(exact.quantize(Decimal(1).scaleb(-round_to), rounding=ROUND_HALF_UP))
+            rounded[i] = vals[i] != format_amount(exact)
+    return vals, why, rounded
+
+
+def _check_order_lines(values: dict[str, np.ndarray], bad: np.ndarray, reasons: "_Reasons") -> None:
+    """Lines of one order (same order id) must agree on customer, status and currency: a line
+    that does not is quarantined (the first valid line of the order sets them)."""
+    first: dict[str, tuple] = {}
+    ids = values["order_id"]
+    cols = [c for c in ("customer_id", "status", "currency") if c in values]
+    for i in range(len(ids)):
+        if bad[i]:
+            continue
+        key = tuple(values[c][i] for c in cols)
+        seen = first.setdefault(ids[i], key)
+        if seen != key:
+            diff = [f"{c}={values[c][i]!r} (line order: {v!r})" for c, v, now in zip(cols, seen, key) if v != now]
+            reasons._push(i, f"conflicting_order_line: {ids[i]}: " + ", ".join(diff))
+
+
 def _json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -282,7 +364,7 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
     if em.id_column not in need and not em.generate_missing_id:
         need.insert(0, em.id_column)
     for col in need:
-        if col in found:
+        if col in found or col in em.constants or col in em.derived:
             continue
         if col == "customer_id" and any(c in found for c in match_cols):
             continue
@@ -335,7 +417,51 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
             norm_cache[i] = normalize_text_series(frame[i]).to_numpy()
         return norm_cache[i]
 
+    key_pos: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        key_pos.setdefault(k, i)
+    derived_errors: dict[str, np.ndarray] = {}
+
+    def derived_text(col: str) -> np.ndarray:
+        """Evaluate the mapping's expression row by row (once per distinct input)."""
+        expr = em.derived[col]
+        pos = {}
+        for name in sorted(expr.columns):
+            if vocab_key(name) not in key_pos:
+                raise FileRejected(
+                    f"{name}: column {name!r} used by {em.key('derived.' + col)} = {expr.text!r} "
+                    f"(mapping {em.path}) is not in the file. Headers in the file: "
+                    f"{', '.join(repr(h) for h in header)}"
+                )
+            pos[name] = norm(key_pos[vocab_key(name)])
+        names = sorted(pos)
+        out = np.full(n, None, dtype=object)
+        errors = np.zeros(n, dtype=bool)
+        cache: dict[tuple, tuple[str | None, str | None]] = {}
+        kind = "amount" if COLUMN_KINDS.get(col) == "amount" else "derived"
+        for i in range(n):
+            args = tuple(pos[name][i] for name in names)
+            hit = cache.get(args)
+            if hit is None:
+                row = dict(zip(names, args))
+                try:
+                    hit = (expr.evaluate(row.get, em.decimal_separator), None)
+                except EvalError as exc:
+                    label = "unparseable_amount" if kind == "amount" else "derived_value_error"
+                    hit = (None, f"{label}: {col} = {expr.text} ({exc})")
+                cache[args] = hit
+            out[i], why = hit
+            if why is not None:
+                errors[i] = True
+                reasons._push(i, why)
+        derived_errors[col] = errors
+        return out
+
     def column_text(col: str) -> np.ndarray:
+        if col in em.constants:
+            return np.full(n, em.constants[col], dtype=object)
+        if col in em.derived:
+            return derived_text(col)
         f = found.get(col)
         if f is None:
             return np.full(n, None, dtype=object)
@@ -359,31 +485,45 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
             d[col] = raw[i]
 
     currency_hint = np.full(n, None, dtype=object)
+    negatives: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rounded_notes: dict[int, dict[str, str]] = {}  # row -> {column: value as written}
     raw_present: dict[str, np.ndarray] = {}
-    present_cols = [c for c in list(CANONICAL_COLUMNS[entity]) + ["customer_name", "customer_phone"] if c in em.columns]
+    present_cols = [c for c in list(CANONICAL_COLUMNS[entity]) + ["customer_name", "customer_phone", "original_order_id"]
+                    if em.provides(c)]
     for col in present_cols:
         text = column_text(col)
         kind = COLUMN_KINDS.get(col, "text")
         has = np.array([v is not None for v in text], dtype=bool)
-        raw_present[col] = has
+        # a row whose expression failed has its reason already: no missing_required either
+        raw_present[col] = has | derived_errors[col] if col in derived_errors else has
         if kind == "date":
-            vals, why = parse_date_series(pd.Series(text, dtype=object), em.date_order, em.date_formats)
+            vals, why = parse_date_series(pd.Series(text, dtype=object), em.date_order,
+                                          em.column_date_formats.get(col, em.date_formats))
             vals, why = _obj(vals), why.to_numpy()
+            vals, why = _only_declared(text, vals, why, em.column_date_formats.get(col))
             bad = has & (vals == None)  # noqa: E711
             reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
         elif kind == "timestamp":
-            vals, why = parse_timestamp_series(pd.Series(text, dtype=object), em.date_order, em.timezone, em.date_formats)
+            vals, why = parse_timestamp_series(pd.Series(text, dtype=object), em.date_order, em.timezone,
+                                               em.column_date_formats.get(col, em.date_formats))
             vals, why = _obj(vals), why.to_numpy()
+            vals, why = _only_declared(text, vals, why, em.column_date_formats.get(col))
             bad = has & (vals == None)  # noqa: E711
             reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
         elif kind == "amount":
             amounts, hints, why = parse_amount_series(pd.Series(text, dtype=object), em.decimal_separator)
             vals, why = _obj(amounts), why.to_numpy()
+            vals, why, rounded = _declared_decimals(vals, why, em.amount_round)
+            for i in np.flatnonzero(rounded):
+                rounded_notes.setdefault(int(i), {})[col] = text[i]
             currency_hint = _obj(hints)
             bad = has & (vals == None)  # noqa: E711
             reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_amount: {col}={_q(text[i])} ({why[i]})")
             neg = np.array([v is not None and v.startswith("-") for v in vals], dtype=bool)
-            reasons.add(neg, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])}")
+            if em.credit_notes:
+                negatives[col] = (neg, text)  # allowed on credit notes: decided once status is known
+            else:
+                reasons.add(neg, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])}")
         elif kind == "phone":
             vals, _why = normalize_phone_series(pd.Series(text, dtype=object), em.phone_country_code)
             vals = _obj(vals)
@@ -414,6 +554,13 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
                 excluded = _per_unique(text, lambda t, excl=excl: vocab_key(t) in excl).astype(bool)
                 reasons.add(excluded, lambda i, text=text, col=col: f"excluded_{col}: {_q(text[i])}")
         values[col] = np.asarray(vals, dtype=object) if n else np.full(0, None, dtype=object)
+
+    # ---- credit notes: a negative amount is a return only with status refunded -----------------
+    for col, (neg, text) in negatives.items():
+        status = values.get("status", np.full(n, None, dtype=object))
+        not_return = neg & np.array([v != "refunded" for v in status], dtype=bool)
+        reasons.add(not_return, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])} "
+                    "(only a credit note, status refunded, may be negative)")
 
     # ---- currency ------------------------------------------------------------------------
     if "currency" in CANONICAL_COLUMNS[entity]:
@@ -504,15 +651,18 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
     # ---- duplicates among otherwise valid rows ----------------------------------------------
     bad = reasons.bad()
     ids = values[id_col]
-    seen: set[str] = set()
-    for i in range(n):
-        if bad[i]:
-            continue
-        v = ids[i]
-        if v in seen:
-            reasons._push(i, f"duplicate_id_in_file: {v}")
-        else:
-            seen.add(v)
+    if em.order_lines:
+        _check_order_lines(values, bad, reasons)
+    else:
+        seen: set[str] = set()
+        for i in range(n):
+            if bad[i]:
+                continue
+            v = ids[i]
+            if v in seen:
+                reasons._push(i, f"duplicate_id_in_file: {v}")
+            else:
+                seen.add(v)
     bad = reasons.bad()
 
     # ---- output frames ------------------------------------------------------------------------
@@ -537,6 +687,10 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
                     d[display[j]] = v
             if invalid_notes[i]:
                 d["_invalid"] = invalid_notes[i]
+            if i in rounded_notes:
+                d["_rounded"] = rounded_notes[i]
+            if "original_order_id" in values and values["original_order_id"][i] is not None:
+                d["original_order_id"] = values["original_order_id"][i]  # a credit note's reference
             extras.append(_json(d) if d else None)
 
     out: dict[str, Any] = {}
@@ -575,6 +729,7 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
         sheet=table.sheet,
         header=list(header),
         column_map=column_map,
+        rounded=sum(1 for i in rounded_notes if not bad[i]),
     )
     assert result.rows_in == len(result.rows) + len(result.quarantined)
     return result

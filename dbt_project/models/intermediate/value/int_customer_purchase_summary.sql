@@ -43,6 +43,22 @@ paid_orders as (
 
 ),
 
+returns as (
+
+    -- credit notes known on the as-of day: they reduce net spend, and are not purchases
+    select
+        orders.customer_id,
+        -sum(orders.net_amount * fx_rates.rate_to_base) as returned_value
+
+    from orders
+    inner join customers_as_of on orders.customer_id = customers_as_of.customer_id
+    left join fx_rates on orders.currency = fx_rates.currency
+    where orders.ordered_at < {{ as_of_end() }}
+        and orders.is_return
+    group by orders.customer_id
+
+),
+
 purchase_days as (
 
     -- BG/NBD counts purchase days: several orders on one day are one purchase
@@ -74,12 +90,28 @@ summarised as (
         min(purchase_date) as first_purchase_date,
         min(purchase_date) filter (where purchase_number = 2) as second_purchase_date,
         max(purchase_date) as last_purchase_date,
-        sum(purchase_value) as net_spend,
-        -- Gamma-Gamma convention: mean value of the repeat purchases (the first one is left out)
-        avg(purchase_value) filter (where purchase_number > 1) as repeat_monetary_value
+        sum(purchase_value) as purchased_value,
+        sum(purchase_value) filter (where purchase_number > 1) as repeat_value,
+        count(*) filter (where purchase_number > 1) as repeat_days
 
     from numbered
     group by customer_id
+
+),
+
+netted as (
+
+    -- net spend = paid minus returned. Gamma-Gamma's m_x is the mean net value of the repeat
+    -- purchase days (the first one is left out): returns are taken from the repeat spend, so a
+    -- customer whose returns eat it is left out of the Gamma-Gamma fit (m_x <= 0)
+    select
+        summarised.*,
+        summarised.purchased_value - coalesce(returns.returned_value, 0) as net_spend,
+        (summarised.repeat_value - coalesce(returns.returned_value, 0)) / nullif(summarised.repeat_days, 0)
+            as repeat_monetary_value
+
+    from summarised
+    left join returns on summarised.customer_id = returns.customer_id
 
 ),
 
@@ -99,7 +131,7 @@ final as (
         cast(repeat_monetary_value as double) as monetary_value,
         {{ config_version() }} as config_version
 
-    from summarised
+    from netted
 
 )
 

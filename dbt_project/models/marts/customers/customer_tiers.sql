@@ -17,6 +17,12 @@ scores as (
 
 ),
 
+behaviour as (
+
+    select * from {{ ref('fct_customer_behaviour') }}
+
+),
+
 tier_rules as (
 
     select * from {{ ref('tier_rules') }}
@@ -50,6 +56,9 @@ value_basis as (
         scores.r_score,
         scores.f_score,
         scores.m_score,
+        behaviour.has_returns_exceeding_purchases,
+        behaviour.purchased_amount,
+        behaviour.returned_amount,
         {%- if value_source == 'clv' %}
         clv.clv,
         case when clv_model.is_clv_fitted then 'clv' else 'rfm' end as value_source,
@@ -65,6 +74,7 @@ value_basis as (
 
     from customers
     left join scores on customers.customer_id = scores.customer_id
+    left join behaviour on customers.customer_id = behaviour.customer_id
     {%- if value_source == 'clv' %}
     left join clv on customers.customer_id = clv.customer_id
     cross join clv_model
@@ -121,6 +131,10 @@ placed as (
         case
             when scored_customers.tenure_days < {{ var('new_customer_days') }}
                 then 'joined ' || scored_customers.tenure_days || ' days ago < {{ var("new_customer_days") }}: too new to judge'
+            when scored_customers.has_returns_exceeding_purchases
+                then 'returns {{ currency_symbol }}' || format('{:,.2f}', scored_customers.returned_amount)
+                    || ' >= purchases {{ currency_symbol }}' || format('{:,.2f}', scored_customers.purchased_amount)
+                    || ' as of ' || scored_customers.as_of_date || ': no net purchase, lowest tier'
             when scored_customers.value_score is null
                 then 'no net purchase as of ' || scored_customers.as_of_date || ': lowest tier'
             {%- if value_source == 'clv' %}

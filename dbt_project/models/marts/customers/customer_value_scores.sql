@@ -23,7 +23,7 @@ thresholds as (
 
 buyers as (
 
-    -- RFM ranks customers who bought (net of refunds) in the window; others get no score
+    -- RFM ranks customers who bought (net of refunds and returns) in the window; others get no score
     select
         customer_id,
         as_of_date,
@@ -34,6 +34,7 @@ buyers as (
 
     from behaviour
     where rfm_frequency > 0
+        and has_returns_exceeding_purchases is not true  -- no net purchase: not ranked
 
 ),
 

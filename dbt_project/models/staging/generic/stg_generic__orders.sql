@@ -36,30 +36,82 @@ candidates as (
 
 latest as (
 
-    -- a re-export repeats orders with changes (paid -> refunded): keep the latest version
-    {{ latest_version('candidates', 'order_id') }}
+    -- a re-export repeats orders with changes (paid -> refunded): keep the latest load of each
+    -- order, with all its lines (line-level exports repeat the order id within one load)
+    {{ latest_load_rows('candidates', 'order_id') }}
 
 ),
 
-renamed as (
+lines as (
 
     select
         trim(order_id) as order_id,
         trim(customer_id) as customer_id,
         cast(order_time as timestamp) as ordered_at,
-        cast(ordered_at as date) as order_date,  -- reuses the parsed ordered_at
-        cast(amount as decimal(18, 2)) as amount,
+        -- exact decimals: ingest admits at most 4 places, so nothing is rounded here
+        cast(trim(amount) as decimal(18, 4)) as amount,
         coalesce(upper(nullif(trim(currency), '')), '{{ var("base_currency") }}') as currency,
         lower(trim(status)) as order_status,
-        -- refunds and cancellations keep no value: only paid orders count
-        case when lower(trim(status)) = 'paid' then cast(amount as decimal(18, 2)) else 0 end as net_amount,
-        lower(trim(status)) = 'paid' as is_paid,
-        _source as source_system,
-        _load_id as load_id,
-        _load_seq as load_seq
+        -- a credit note's reference to the order it returns, when the export has one
+        nullif(trim(json_extract_string(_extra, '$.original_order_id')), '') as original_order_id,
+        _source,
+        _load_id,
+        _load_seq
 
     from latest
 
+),
+
+orders as (
+
+    -- one order per order id: lines summed, the earliest line's time; ingest guarantees the
+    -- lines of one order agree on customer, status and currency
+    select
+        order_id,
+        min(customer_id) as customer_id,
+        min(ordered_at) as ordered_at,
+        sum(amount) as amount,
+        min(currency) as currency,
+        min(order_status) as order_status,
+        count(*) as line_count,
+        min(original_order_id) as original_order_id,
+        min(_source) as source_system,
+        min(_load_id) as load_id,
+        max(_load_seq) as load_seq
+
+    from lines
+    group by order_id
+
+),
+
+final as (
+
+    select
+        order_id,
+        customer_id,
+        ordered_at,
+        cast(ordered_at as date) as order_date,
+        amount,
+        currency,
+        order_status,
+        line_count,
+        -- a credit note: its own document with a negative amount (a return), status refunded
+        order_status = 'refunded' and amount < 0 as is_return,
+        original_order_id,
+        -- value: paid orders add their amount, credit notes subtract theirs; a refunded or
+        -- cancelled order keeps nothing
+        case
+            when order_status = 'paid' then amount
+            when order_status = 'refunded' and amount < 0 then amount
+            else 0
+        end as net_amount,
+        order_status = 'paid' as is_paid,
+        source_system,
+        load_id,
+        load_seq
+
+    from orders
+
 )
 
-select * from renamed
+select * from final
