@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from crmtier import load_settings
 from crmtier.layout import AMOUNT_DECIMALS, AMOUNT_PATTERN, COLUMNS, ENTITIES, EVENT_TYPES, ORDER_STATUSES, REQUIRED
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             rows_loaded bigint, rows_quarantined bigint, status varchar, message varchar,
             extra_columns varchar)""")
     con.execute("alter table raw.load_log add column if not exists file_size bigint")
+    load_settings.ensure_table(con)
 
 
 def file_hash(path: Path) -> str:
@@ -163,7 +165,8 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
         con.execute("drop view if exists _incoming")
         con.execute("drop table if exists _vendor_quarantine")
         money = {}  # order lines and credit notes: declared by a vendor mapping only
-        if source == "generic" and path.suffix.lower() == ".csv":
+        generic_csv = source == "generic" and path.suffix.lower() == ".csv"
+        if generic_csv:
             extra = _stage_generic_csv(con, entity, path)
         else:
             extra = _stage_vendor_file(con, source, entity, path)
@@ -175,6 +178,8 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
         if extra:
             outcome.message = f"extra columns kept in _extra: {', '.join(extra)}"
         _insert_log(con, outcome, exported_at, extra)
+        # time zone and id matching staging applies to this load (vendor files are already UTC)
+        load_settings.record(con, load_id, source, entity, converted_to_utc=not generic_csv)
         con.execute("commit")
     except FileRejected as exc:
         con.execute("rollback")

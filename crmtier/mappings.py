@@ -21,6 +21,8 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
       currency: CNY                 # currency when neither a column nor a symbol says one
       phone_country_code: "86"      # prepended to national phone numbers
       decimal_separator: "."        # "." (1,234.50) or "," (1.234,50)
+      id_normalize: trim            # customer ids: trim | trim_upper | trim_lower (applied in
+                                    #   staging, so " c1" in orders finds customer "C1" with trim_upper)
     entities:
       customers | orders | events:
         sheet: Contacts             # xlsx only: sheet name or 0-based index (default: first)
@@ -167,7 +169,9 @@ _SETTINGS_DEFAULTS: dict[str, Any] = {
     "currency": None,
     "phone_country_code": "86",
     "decimal_separator": ".",
+    "id_normalize": "trim",
 }
+ID_NORMALIZE_MODES = ("trim", "trim_upper", "trim_lower")
 _ENTITY_KEYS = {"sheet", "required", "customer_match", "generate_missing_id", "columns", "vocab", "exclude",
                 "constants", "derived", "order_lines", "credit_notes", "derive_customers", "amount_round"}
 _ORDERS_ONLY_KEYS = ("order_lines", "credit_notes", "derive_customers")
@@ -259,6 +263,7 @@ class EntityMapping:
     credit_notes: bool = False
     derive_customers: bool = False
     amount_round: int | None = None
+    id_normalize: str = "trim"
 
     def provides(self, column: str) -> bool:
         """The column comes from a header, a constant or an expression."""
@@ -376,6 +381,10 @@ def _check_settings(path: Path, prefix: str, raw: dict[str, Any]) -> dict[str, A
         elif k == "decimal_separator":
             if v not in (".", ","):
                 raise _err(path, key, f"expected '.' or ',', got {v!r}")
+            out[k] = v
+        elif k == "id_normalize":
+            if v not in ID_NORMALIZE_MODES:
+                raise _err(path, key, f"expected one of {', '.join(ID_NORMALIZE_MODES)}, got {v!r}")
             out[k] = v
         else:
             raise _err(path, key, f"unknown setting; known: {', '.join(sorted(_SETTINGS_DEFAULTS))}")
@@ -641,6 +650,7 @@ def _parse_entity(
         credit_notes=flags["credit_notes"],
         derive_customers=flags["derive_customers"],
         amount_round=amount_round,
+        id_normalize=eff["id_normalize"],
     )
 
 

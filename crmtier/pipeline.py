@@ -82,6 +82,9 @@ def ingest_step(as_of_date: str) -> list[str]:
     for line in report.summary().splitlines():
         progress(f"ingest: {line}")
     _write_report(as_of_date, "ingest.json", [vars(f) for f in report.files])
+    from crmtier.quarantine_report import reset_warnings
+
+    reset_warnings(paths.reports / as_of_date)  # this run's steps write their warnings afresh
     if report.files:
         from crmtier.quarantine_report import write_report
 
@@ -141,6 +144,21 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
         raise
     done = [line for line in output.splitlines() if "Done. PASS=" in line]
     progress(f"dbt {stage}: {done[-1].split('Done. ')[-1] if done else 'ok'}")
+    if stage == "staging":
+        report_staging_warnings(as_of_date)
+
+
+def report_staging_warnings(as_of_date: str) -> None:
+    """Rows staging holds that no mart will show (unknown customers): console and run report."""
+    from crmtier.quarantine_report import add_warnings, unknown_customers, unknown_customers_lines
+
+    paths = get_paths()
+    unknown = unknown_customers(paths.warehouse)
+    path = add_warnings(paths.reports / as_of_date, as_of_date, "unknown_customers", unknown)
+    for line in unknown_customers_lines(unknown):
+        progress(f"staging: {line}")
+    if unknown["rows"]:
+        progress(f"staging: warnings report: {path.with_suffix('.md')}")
 
 
 def publish_step(as_of_date: str, run_id: str) -> dict:

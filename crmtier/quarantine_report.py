@@ -82,3 +82,117 @@ def write_report(warehouse: str | Path, load_ids: list[str], folder: Path, as_of
 def _cell(text, limit: int = 120) -> str:
     text = str(text or "").replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---- Warnings: rows that load but do not reach the marts as written ---------------------------
+# Written to <reports>/<as-of>/warnings.json and warnings.md, and appended to quarantine.md as a
+# "## Warnings" section; each pipeline step fills its own section (ingest resets the file).
+
+WARNINGS_JSON = "warnings.json"
+WARNINGS_HEADING = "## Warnings"
+
+
+def unknown_customers(warehouse: str | Path) -> dict:
+    """Orders and events in staging whose customer id matches no customer: they reach no mart.
+    Counts per entity and file, and samples; a sample whose id matches a known customer once case
+    is ignored says so (the mapping's `settings.id_normalize` fixes that)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute("""
+            create temp table _unknown as
+            with customers as (select customer_id from staging.stg_generic__customers),
+            rows as (
+                select 'orders' as entity, load_id, order_id as row_id, customer_id
+                from staging.stg_generic__orders
+                union all
+                select 'events', load_id, event_id, customer_id from staging.stg_generic__events
+            )
+            select rows.entity, rows.load_id, rows.row_id, rows.customer_id,
+                   coalesce(log.source || '/' || log.entity || '/' || log.file_name, rows.load_id) as file
+            from rows
+            anti join customers on rows.customer_id = customers.customer_id
+            left join raw.load_log as log on rows.load_id = log.load_id""")
+        by_file = con.execute("""
+            select entity, file, count(*) as n, count(distinct customer_id) as customers
+            from _unknown group by all order by entity, file""").fetchall()
+        samples = con.execute(f"""
+            with sampled as (
+                select * from _unknown
+                qualify row_number() over (partition by entity order by file, row_id) <= {SAMPLES_PER_REASON}
+            )
+            select sampled.entity, sampled.file, sampled.row_id, sampled.customer_id,
+                   min(customers.customer_id) as same_but_case
+            from sampled
+            left join staging.stg_generic__customers as customers
+                on lower(sampled.customer_id) = lower(customers.customer_id)
+            group by all
+            order by all""").fetchall()
+        case_only = con.execute("""
+            select count(*) from _unknown semi join staging.stg_generic__customers as customers
+                on lower(_unknown.customer_id) = lower(customers.customer_id)""").fetchone()[0]
+    finally:
+        con.close()
+    return {
+        "rows": sum(r[2] for r in by_file),
+        "differ_only_by_case": case_only,
+        "by_file": [dict(zip(("entity", "file", "rows", "customers"), r)) for r in by_file],
+        "samples": [dict(zip(("entity", "file", "row_id", "customer_id", "known_customer_differing_by_case"), r))
+                    for r in samples],
+    }
+
+
+def unknown_customers_lines(section: dict) -> list[str]:
+    """Console lines for the unknown-customer section (empty when there is nothing to say)."""
+    if not section["rows"]:
+        return []
+    lines = [f"WARNING {section['rows']:,} order/event row(s) name a customer id that is not in the customers "
+             "data: they are missing from every mart (reason unknown_customer)"]
+    lines += [f"  {f['entity']} {f['file']}: {f['rows']:,} row(s), {f['customers']:,} unknown customer id(s)"
+              for f in section["by_file"]]
+    lines += [f"  e.g. {s['entity']} {s['row_id']} customer_id={s['customer_id']!r}"
+              + (f" (known customer {s['known_customer_differing_by_case']!r} differs only by case)"
+                 if s["known_customer_differing_by_case"] else "")
+              for s in section["samples"][:3]]
+    if section["differ_only_by_case"]:
+        lines.append(f"  {section['differ_only_by_case']:,} of them differ from a known id only by case: set "
+                     "settings.id_normalize: trim_upper (or trim_lower) in the source's mapping")
+    return lines
+
+
+def reset_warnings(folder: Path) -> None:
+    for name in (WARNINGS_JSON, "warnings.md"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def add_warnings(folder: Path, as_of_date: str, section: str, payload: dict) -> Path:
+    """Set one section of this run's warnings (json + markdown, and quarantine.md's Warnings part)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / WARNINGS_JSON
+    warnings = json.loads(path.read_text()) if path.exists() else {}
+    warnings[section] = payload
+    path.write_text(json.dumps(warnings, indent=2, default=str, ensure_ascii=False))
+    markdown = render_warnings_markdown(warnings)
+    (folder / "warnings.md").write_text(f"# Warnings, run as of {as_of_date}\n\n{markdown}", encoding="utf-8")
+    quarantine_md = folder / "quarantine.md"
+    if quarantine_md.exists():  # the quarantine report carries the warnings too (replaced, never repeated)
+        head = quarantine_md.read_text(encoding="utf-8").split(f"\n{WARNINGS_HEADING}\n")[0].rstrip("\n")
+        quarantine_md.write_text(f"{head}\n\n{WARNINGS_HEADING}\n\n{markdown}", encoding="utf-8")
+    return path
+
+
+def render_warnings_markdown(warnings: dict) -> str:
+    lines: list[str] = []
+    unknown = warnings.get("unknown_customers")
+    if unknown is not None:
+        lines += ["### Unknown customers (unknown_customer)", "",
+                  f"{unknown['rows']:,} order/event row(s) in staging name a customer id that is not in the "
+                  f"customers data; they are in no mart. {unknown['differ_only_by_case']:,} differ from a known "
+                  "id only by case (set `settings.id_normalize` in the source's mapping).", "",
+                  "| entity | file | rows | unknown ids |", "|---|---|---:|---:|"]
+        lines += [f"| {f['entity']} | {_cell(f['file'])} | {f['rows']:,} | {f['customers']:,} |"
+                  for f in unknown["by_file"]] or ["| (none) | | 0 | 0 |"]
+        lines += ["", "| entity | file | row id | customer_id | known id differing by case |", "|---|---|---|---|---|"]
+        lines += [f"| {s['entity']} | {_cell(s['file'])} | {_cell(s['row_id'])} | {_cell(repr(s['customer_id']))} | "
+                  f"{_cell(s['known_customer_differing_by_case'])} |" for s in unknown["samples"]]
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -4,7 +4,13 @@ with
 
 source as (
 
-    select * from {{ source('generic', 'customers') }}
+    -- customer ids as the load's mapping says to match them (trim by default)
+    select
+        raw_customers.* replace (
+            {{ normalize_customer_id('raw_customers.customer_id', 'load_settings.id_normalize') }} as customer_id
+        )
+    from {{ source('generic', 'customers') }} as raw_customers
+    {{ join_load_settings('raw_customers') }}
 
 ),
 

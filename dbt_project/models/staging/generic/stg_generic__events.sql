@@ -5,10 +5,14 @@ with
 source as (
 
     select
-        *,
+        raw_events.* replace (
+            {{ normalize_customer_id('raw_events.customer_id', 'load_settings.id_normalize') }} as customer_id
+        ),
         -- events exported without an id are identified by their file and row
-        coalesce(nullif(trim(event_id), ''), _load_id || ':' || _row_number) as event_key
-    from {{ source('generic', 'events') }}
+        coalesce(nullif(trim(raw_events.event_id), ''), raw_events._load_id || ':' || raw_events._row_number)
+            as event_key
+    from {{ source('generic', 'events') }} as raw_events
+    {{ join_load_settings('raw_events') }}
 
 ),
 

@@ -4,7 +4,13 @@ with
 
 source as (
 
-    select * from {{ source('generic', 'orders') }}
+    -- customer ids as the load's mapping says to match them (trim by default)
+    select
+        raw_orders.* replace (
+            {{ normalize_customer_id('raw_orders.customer_id', 'load_settings.id_normalize') }} as customer_id
+        )
+    from {{ source('generic', 'orders') }} as raw_orders
+    {{ join_load_settings('raw_orders') }}
 
 ),
 
