@@ -338,6 +338,17 @@ def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
     return list(normalized.extra_columns)
 
 
+def _unreadable_timestamp(col: str) -> str:
+    """SQL: true when staging could not read the timestamp: not a timestamp, or written with an
+    offset or zone DuckDB does not know (staging's `utc_timestamp` macro,
+    dbt_project/macros/staging_values.sql, reads written zones as timestamptz, e.g. Europe/Berlin)."""
+    has_zone_name = rf"regexp_matches({col}, '(?i)\d:\d\d.*[a-z]{{2}}')"
+    as_written = rf"regexp_replace(regexp_replace(trim({col}), '\[[^\]]*\]$', ''), '\s+([+-]\d)', '\1')"
+    # (the raw gate checks the same try_cast: a value it refuses is quarantined here first)
+    return (f"(try_cast({col} as timestamp) is null "
+            f"or ({has_zone_name} and try_cast({as_written} as timestamptz) is null))")
+
+
 def _reason_sql(entity: str, order_lines: bool = False, credit_notes: bool = False) -> str:
     """First failing rule of a row as `code: detail`, or null for a valid row."""
     def blank(col: str) -> str:
@@ -352,11 +363,11 @@ def _reason_sql(entity: str, order_lines: bool = False, credit_notes: bool = Fal
     else:
         rules.append((blank(key), f"'missing_id: {key}'"))
     if entity == "customers":
-        rules += [(f"try_cast(created_at as timestamp) is null",
+        rules += [(_unreadable_timestamp("created_at"),
                    "'unparseable_timestamp: created_at=' || coalesce(created_at, '')")]
     if entity == "orders":
         rules += [(blank("customer_id"), "'missing_id: customer_id'"),
-                  ("try_cast(order_time as timestamp) is null",
+                  (_unreadable_timestamp("order_time"),
                    "'unparseable_timestamp: order_time=' || coalesce(order_time, '')"),
                   # plain decimals only, at most AMOUNT_DECIMALS places: never 1_000, 1e5, or 1.005 -> 1.01
                   (f"not regexp_full_match(trim(coalesce(amount, '')), '{AMOUNT_PATTERN}')",
@@ -370,7 +381,7 @@ def _reason_sql(entity: str, order_lines: bool = False, credit_notes: bool = Fal
                   ("currency is not null and trim(currency) <> '' and not regexp_full_match(trim(currency), '[A-Za-z]{3}')",
                    "'unknown_currency: ' || currency")]
     if entity == "events":
-        rules += [("try_cast(event_time as timestamp) is null",
+        rules += [(_unreadable_timestamp("event_time"),
                    "'unparseable_timestamp: event_time=' || coalesce(event_time, '')"),
                   (f"coalesce(lower(trim(event_type)), '') not in ({event_types})",
                    "'unknown_event_type: ' || coalesce(event_type, '')")]

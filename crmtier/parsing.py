@@ -229,8 +229,10 @@ _TIME_RE = (
     r"|时(?P<M2>\d{1,2})分(?:(?P<S2>\d{1,2})秒)?"
     r"|(?P<M3>\d{2})(?P<S3>\d{2})(?:[.,](?P<F3>\d{1,9}))?"  # basic ISO 094105
     r")"
-    r"\s*(?P<ap2>am|pm|a\.m\.|p\.m\.|上午|下午)?"
-    r"\s*(?P<tz>z|utc|gmt|(?:utc|gmt)?\s*[+-]\d{1,2}(?::?\d{2})?)?"
+    r"\s*(?P<ap2>(?:am|pm)(?![a-z/])|a\.m\.|p\.m\.|上午|下午)?"
+    # an offset, or an IANA zone name (Europe/Berlin); RFC 9557 may add the zone after the offset
+    r"\s*(?P<tz>z|utc|gmt|(?:utc|gmt)?\s*[+-]\d{1,2}(?::?\d{2})?|[a-z_]+(?:/[a-z0-9_+-]+)+)?"
+    r"(?:\[[a-z_]+(?:/[a-z0-9_+-]+)+\])?"
 )
 _DT_RES = [
     (kind, re.compile(r"^" + dpat + r"(?:(?:\s+|t|(?<=[日号])\s*)" + _TIME_RE + r")?$"))
@@ -293,7 +295,22 @@ def _check_date(y: int, m: int, d: int) -> str | None:
     return None
 
 
-def _parse_offset(tz: str) -> _dt.timedelta | None | str:
+@lru_cache(maxsize=1)
+def _zone_names() -> dict[str, str]:
+    """IANA zone names by their case-folded form (values are matched case-folded)."""
+    from zoneinfo import available_timezones
+
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def _parse_offset(tz: str, local: _dt.datetime | None = None) -> _dt.timedelta | None | str:
+    """UTC offset of a written zone: `z`/`utc`, `+08:00`/`-0500`, or a zone name such as
+    `Europe/Berlin`, whose offset at the local time `local` (summer time included) is used."""
+    if "/" in tz:
+        name = _zone_names().get(tz.casefold())
+        if name is None:
+            return f"unknown time zone {tz!r}"
+        return ZoneInfo(name).utcoffset(local or _dt.datetime(2000, 1, 1))
     tz = tz.replace(" ", "")
     if tz in ("z", "utc", "gmt"):
         return _dt.timedelta(0)
@@ -395,7 +412,7 @@ def _finish(text: str, y: int, mo: int, d: int, h: str | None, mi: str | None, s
         return f"invalid time {hour}:{minute:02d}:{second:02d}"
     offset = None
     if tz:
-        offset = _parse_offset(tz)
+        offset = _parse_offset(tz, _dt.datetime(y, mo, d, hour, minute, second))
         if isinstance(offset, str):
             return offset
     return _Parsed(date, _dt.time(hour, minute, second), offset)

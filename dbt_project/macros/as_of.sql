@@ -10,9 +10,13 @@
     cast('{{ as_of_literal() }}' as date)
 {%- endmacro %}
 
-{#- End of the as-of day, for filtering timestamps. -#}
+{#- End of the as-of day, for filtering timestamps (naive UTC). The as-of date is a calendar day in
+    the business time zone (var business_timezone, default UTC): an order at 2011-03-15 23:30 -05:00
+    belongs to 2011-03-16 in UTC and to 2011-03-15 in America/New_York. Staging dates
+    (order_date, event_date, created_date) are days in the same zone (macro business_date). -#}
 {% macro as_of_end() -%}
-    (cast('{{ as_of_literal() }}' as date) + interval 1 day)
+    timezone('UTC', timezone('{{ var("business_timezone") }}',
+        cast(cast('{{ as_of_literal() }}' as date) + interval 1 day as timestamp)))
 {%- endmacro %}
 
 {#- Hash of the thresholds and rule seeds that produced a row (set by the runner). -#}

@@ -18,3 +18,32 @@
     left join {{ source('generic', 'load_settings') }} as load_settings
         on {{ raw_alias }}._load_id = load_settings.load_id
 {%- endmacro %}
+
+{#- A timestamp written after its time of day with an offset or zone: Z, UTC, GMT, +08:00, -0500,
+    + 08:00 after a space, Europe/Berlin, optionally followed by an RFC 9557 [Area/Location]. -#}
+{% macro written_zone_pattern() -%}
+    '(?i)\d:\d\d(:\d\d([.,]\d+)?)?\s*(z|utc|gmt|[+-]\d\d(:?\d\d)?|[a-z_]+(/[a-z0-9_+-]+)+)(\[[^\]]*\])?$'
+{%- endmacro %}
+
+{#- A timestamp text as naive UTC. A written offset or zone wins (DuckDB reads it as timestamptz);
+    a time of day without one is in the load's zone (`zone_expr`: the mapping's settings.timezone,
+    from raw.load_settings); a bare calendar day is midnight, unshifted (a day is not an instant;
+    crmtier/parsing.py does the same for vendor files). Ingest quarantines what this cannot read
+    (crmtier/ingest.py `_unreadable_timestamp`). -#}
+{% macro utc_timestamp(text_expr, zone_expr) -%}
+    case
+        when regexp_matches(trim({{ text_expr }}), {{ written_zone_pattern() }})
+            then timezone('UTC', cast(
+                regexp_replace(regexp_replace(trim({{ text_expr }}), '\[[^\]]*\]$', ''), '\s+([+-]\d)', '\1')
+                as timestamptz))
+        when regexp_matches({{ text_expr }}, '\d:\d\d')
+            then timezone('UTC', timezone(coalesce({{ zone_expr }}, 'UTC'), cast({{ text_expr }} as timestamp)))
+        else cast({{ text_expr }} as timestamp)
+    end
+{%- endmacro %}
+
+{#- The calendar day of a naive UTC timestamp in the business time zone (var business_timezone):
+    the day an as-of date means (macros/as_of.sql as_of_end). -#}
+{% macro business_date(utc_expr) -%}
+    cast(timezone('{{ var("business_timezone") }}', timezone('UTC', {{ utc_expr }})) as date)
+{%- endmacro %}

@@ -8,7 +8,8 @@ source as (
     select
         raw_customers.* replace (
             {{ normalize_customer_id('raw_customers.customer_id', 'load_settings.id_normalize') }} as customer_id
-        )
+        ),
+        load_settings.timezone as source_timezone
     from {{ source('generic', 'customers') }} as raw_customers
     {{ join_load_settings('raw_customers') }}
 
@@ -60,8 +61,8 @@ renamed as (
         try_cast(income as double) as income,
         nullif(trim(province), '') as province,
         nullif(trim(city), '') as city,
-        cast(created_at as timestamp) as created_at,
-        cast(cast(created_at as timestamp) as date) as created_date,
+        {{ utc_timestamp('created_at', 'source_timezone') }} as created_at,
+        {{ business_date(utc_timestamp('created_at', 'source_timezone')) }} as created_date,
         _source as source_system,
         _load_id as load_id,
         _load_seq as load_seq

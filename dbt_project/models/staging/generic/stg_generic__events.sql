@@ -8,6 +8,7 @@ source as (
         raw_events.* replace (
             {{ normalize_customer_id('raw_events.customer_id', 'load_settings.id_normalize') }} as customer_id
         ),
+        load_settings.timezone as source_timezone,
         -- events exported without an id are identified by their file and row
         coalesce(nullif(trim(raw_events.event_id), ''), raw_events._load_id || ':' || raw_events._row_number)
             as event_key
@@ -52,8 +53,8 @@ renamed as (
     select
         event_key as event_id,
         trim(customer_id) as customer_id,
-        cast(event_time as timestamp) as event_at,
-        cast(event_at as date) as event_date,  -- reuses the parsed event_at
+        {{ utc_timestamp('event_time', 'source_timezone') }} as event_at,
+        {{ business_date('event_at') }} as event_date,  -- reuses the parsed event_at
         lower(trim(event_type)) as event_type,
         nullif(lower(trim(channel)), '') as channel,
         _source as source_system,

@@ -8,7 +8,8 @@ source as (
     select
         raw_orders.* replace (
             {{ normalize_customer_id('raw_orders.customer_id', 'load_settings.id_normalize') }} as customer_id
-        )
+        ),
+        load_settings.timezone as source_timezone
     from {{ source('generic', 'orders') }} as raw_orders
     {{ join_load_settings('raw_orders') }}
 
@@ -53,7 +54,7 @@ lines as (
     select
         trim(order_id) as order_id,
         trim(customer_id) as customer_id,
-        cast(order_time as timestamp) as ordered_at,
+        {{ utc_timestamp('order_time', 'source_timezone') }} as ordered_at,
         -- exact decimals: ingest admits at most 4 places, so nothing is rounded here
         cast(trim(amount) as decimal(18, 4)) as amount,
         coalesce(upper(nullif(trim(currency), '')), '{{ var("base_currency") }}') as currency,
@@ -96,7 +97,7 @@ final as (
         order_id,
         customer_id,
         ordered_at,
-        cast(ordered_at as date) as order_date,
+        {{ business_date('ordered_at') }} as order_date,
         amount,
         currency,
         order_status,
