@@ -74,6 +74,12 @@ def _write_landing(landing: Path, sources: Path) -> None:
         "VT5,VC5,2027-03-15 07:30:00,login,app",                # naive Shanghai: 2027-03-14 23:30 UTC
         "VT6,VC5,2027-03-15 10:00:00 Mars/Phobos,login,app",    # no such zone: quarantined
     ])
+    # events without ids, delivered twice: LF, then the same rows with CRLF (other bytes, other hash)
+    noid = ["event_id,customer_id,event_time,event_type,channel",
+            ",VC2,2027-03-10 10:00:00,email_open,email", ",VC2,2027-03-11 10:00:00,web_visit,web",
+            ",VC2,2027-03-11 10:00:00,web_visit,app"]  # another channel: another event
+    (landing / "generic/events/noid.csv").write_bytes(("\n".join(noid) + "\n").encode())
+    (landing / "generic/events/noid_again.csv").write_bytes(("\r\n".join(noid) + "\r\n").encode())
     generic_yaml = (Path(__file__).parents[1] / "crmtier/sources/generic.yaml").read_text(encoding="utf-8")
     assert "  timezone: UTC\n" in generic_yaml
     (sources / "generic.yaml").write_text(generic_yaml.replace("  timezone: UTC\n", "  timezone: Asia/Shanghai\n"),
@@ -191,3 +197,14 @@ def test_a_business_time_zone_moves_the_as_of_day(values_run, tmp_path):
     last = _query(copy, """select events_total, last_event_date from intermediate.int_customer_events_aggregated
                            where customer_id = 'VC4'""")
     assert [(n, str(d)) for n, d in last] == [(3, "2027-03-15")]  # VT4 is now on the as-of day
+
+
+def test_events_without_ids_delivered_twice_count_once(values_run):
+    loads = _query(values_run["warehouse"], """
+        select file_name, rows_loaded from raw.load_log where file_name like 'noid%' order by 1""")
+    assert loads == [("noid.csv", 3), ("noid_again.csv", 3)]  # both files were read in full ...
+    keys = _query(values_run["warehouse"], """
+        select event_id, channel from staging.stg_generic__events where customer_id = 'VC2' order by 1""")
+    assert len(keys) == 3 and all(k.startswith("nk-") for k, _ in keys)  # ... and each event is there once
+    events = _query(values_run["publish"], "select events_total from fct_customer_behaviour where customer_id = 'VC2'")
+    assert events == [(3,)]

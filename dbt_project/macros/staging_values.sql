@@ -47,3 +47,10 @@
 {% macro business_date(utc_expr) -%}
     cast(timezone('{{ var("business_timezone") }}', timezone('UTC', {{ utc_expr }})) as date)
 {%- endmacro %}
+
+{#- Key of an event exported without an id: `nk-` and a hash of customer, UTC time, type and channel
+    as staging normalises them. Two id-less rows alike in all four are one event. -#}
+{% macro event_natural_key(customer_id_expr, utc_expr, type_expr, channel_expr) -%}
+    'nk-' || md5(concat_ws('|', {{ customer_id_expr }}, strftime({{ utc_expr }}, '%Y-%m-%d %H:%M:%S'),
+        lower(trim({{ type_expr }})), coalesce(nullif(lower(trim({{ channel_expr }})), ''), '')))
+{%- endmacro %}

@@ -9,9 +9,15 @@ source as (
             {{ normalize_customer_id('raw_events.customer_id', 'load_settings.id_normalize') }} as customer_id
         ),
         load_settings.timezone as source_timezone,
-        -- events exported without an id are identified by their file and row
-        coalesce(nullif(trim(raw_events.event_id), ''), raw_events._load_id || ':' || raw_events._row_number)
-            as event_key
+        -- an event exported without an id is identified by what it records (customer, time, type,
+        -- channel), so the same event delivered again in other bytes (CRLF, another file) counts once
+        coalesce(
+            nullif(trim(raw_events.event_id), ''),
+            {{ event_natural_key(
+                normalize_customer_id('raw_events.customer_id', 'load_settings.id_normalize'),
+                utc_timestamp('raw_events.event_time', 'load_settings.timezone'),
+                'raw_events.event_type', 'raw_events.channel') }}
+        ) as event_key
     from {{ source('generic', 'events') }} as raw_events
     {{ join_load_settings('raw_events') }}
 
