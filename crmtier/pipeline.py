@@ -149,15 +149,22 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
 
 
 def report_staging_warnings(as_of_date: str) -> None:
-    """Rows staging holds that no mart will show (unknown customers): console and run report."""
-    from crmtier.quarantine_report import add_warnings, unknown_customers, unknown_customers_lines
+    """What staging holds but no mart shows as written (orders and events of unknown customers;
+    optional fields of this run's files that could not be read): console and run report."""
+    from crmtier import quarantine_report as qr
 
     paths = get_paths()
-    unknown = unknown_customers(paths.warehouse)
-    path = add_warnings(paths.reports / as_of_date, as_of_date, "unknown_customers", unknown)
-    for line in unknown_customers_lines(unknown):
+    folder = paths.reports / as_of_date
+    ingested = folder / "ingest.json"
+    load_ids = [f["load_id"] for f in json.loads(ingested.read_text())] if ingested.exists() else []
+    unknown = qr.unknown_customers(paths.warehouse)
+    fields = qr.field_warnings(paths.warehouse, load_ids)
+    qr.add_warnings(folder, as_of_date, "unknown_customers", unknown)
+    path = qr.add_warnings(folder, as_of_date, "field_warnings", fields)
+    lines = qr.unknown_customers_lines(unknown) + qr.field_warnings_lines(fields)
+    for line in lines:
         progress(f"staging: {line}")
-    if unknown["rows"]:
+    if lines:
         progress(f"staging: warnings report: {path.with_suffix('.md')}")
 
 

@@ -159,6 +159,43 @@ def unknown_customers_lines(section: dict) -> list[str]:
     return lines
 
 
+def field_warnings(warehouse: str | Path, load_ids: list[str]) -> dict:
+    """Optional fields of this run's loads that could not be read (staging.stg_generic__field_warnings):
+    counts per field and warning, and samples with the value."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute("create temp table _loads (load_id varchar)")
+        if load_ids:
+            con.executemany("insert into _loads values (?)", [[i] for i in load_ids])
+        con.execute("""create temp table _warnings as
+                       select * from staging.stg_generic__field_warnings as w semi join _loads using (load_id)""")
+        by_field = con.execute("""
+            select field_name, warning, source_system, file_name, count(*) from _warnings
+            group by all order by field_name, file_name""").fetchall()
+        samples = con.execute(f"""
+            select field_name, warning, file_name, row_number, customer_id, raw_value from _warnings
+            qualify row_number() over (partition by field_name order by file_name, row_number) <= {SAMPLES_PER_REASON}
+            order by field_name, file_name, row_number""").fetchall()
+    finally:
+        con.close()
+    return {
+        "rows": sum(r[4] for r in by_field),
+        "by_field": [dict(zip(("field", "warning", "source", "file", "rows"), r)) for r in by_field],
+        "samples": [dict(zip(("field", "warning", "file", "row", "customer_id", "value"), r)) for r in samples],
+    }
+
+
+def field_warnings_lines(section: dict) -> list[str]:
+    if not section["rows"]:
+        return []
+    lines = [f"WARNING {section['rows']:,} optional field value(s) could not be read and are null in the marts "
+             "(field-level warnings; the rows loaded)"]
+    lines += [f"  {f['field']} ({f['warning']}) {f['source']}/{f['file']}: {f['rows']:,}" for f in section["by_field"]]
+    lines += [f"  e.g. {s['file']} row {s['row']} customer {s['customer_id']}: {s['field']}={s['value']!r}"
+              for s in section["samples"][:3]]
+    return lines
+
+
 def reset_warnings(folder: Path) -> None:
     for name in (WARNINGS_JSON, "warnings.md"):
         (folder / name).unlink(missing_ok=True)
@@ -194,5 +231,17 @@ def render_warnings_markdown(warnings: dict) -> str:
         lines += ["", "| entity | file | row id | customer_id | known id differing by case |", "|---|---|---|---|---|"]
         lines += [f"| {s['entity']} | {_cell(s['file'])} | {_cell(s['row_id'])} | {_cell(repr(s['customer_id']))} | "
                   f"{_cell(s['known_customer_differing_by_case'])} |" for s in unknown["samples"]]
+        lines.append("")
+    fields = warnings.get("field_warnings")
+    if fields is not None:
+        lines += ["### Field-level warnings (optional fields that could not be read)", "",
+                  f"{fields['rows']:,} value(s) in this run's files; the rows loaded with the field null "
+                  "(all of them: `staging.stg_generic__field_warnings`).", "",
+                  "| field | warning | source | file | rows |", "|---|---|---|---|---:|"]
+        lines += [f"| {f['field']} | {f['warning']} | {f['source']} | {_cell(f['file'])} | {f['rows']:,} |"
+                  for f in fields["by_field"]] or ["| (none) | | | | 0 |"]
+        lines += ["", "| field | file | row | customer_id | value |", "|---|---|---:|---|---|"]
+        lines += [f"| {s['field']} | {_cell(s['file'])} | {s['row']} | {_cell(s['customer_id'])} | {_cell(repr(s['value']))} |"
+                  for s in fields["samples"]]
         lines.append("")
     return "\n".join(lines) + "\n"

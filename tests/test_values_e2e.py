@@ -208,3 +208,25 @@ def test_events_without_ids_delivered_twice_count_once(values_run):
     assert len(keys) == 3 and all(k.startswith("nk-") for k, _ in keys)  # ... and each event is there once
     events = _query(values_run["publish"], "select events_total from fct_customer_behaviour where customer_id = 'VC2'")
     assert events == [(3,)]
+
+
+def test_unreadable_optional_fields_are_field_level_warnings(values_run):
+    fields = json.loads((values_run["reports"] / "warnings.json").read_text())["field_warnings"]
+    ours = {(s["customer_id"], s["field"]): (s["warning"], s["value"]) for s in fields["samples"]}
+    assert ours[("VC1", "birth_date")] == ("unreadable_date", "1980-02-30")
+    assert ours[("VC1", "income")] == ("not_a_number", "abc")
+    assert ours[("VC3", "gender")] == ("unknown_gender", "X")
+    # the customers loaded, with the field null, and the count is the count of such values
+    staged = _query(values_run["warehouse"], """
+        select birth_date, income, gender from staging.stg_generic__customers where customer_id in ('VC1', 'VC3')
+        order by customer_id""")
+    assert staged[0][:2] == (None, None) and staged[1][2] is None
+    raw_bad = _query(values_run["warehouse"], """
+        select count(*) filter (where birth_date <> '' and try_cast(birth_date as date) is null)
+             + count(*) filter (where income <> '' and try_cast(income as double) is null)
+             + count(*) filter (where gender <> '' and upper(gender) not in ('M', 'F'))
+        from raw.customers""")[0][0]
+    assert fields["rows"] == raw_bad == sum(f["rows"] for f in fields["by_field"])
+    report = (values_run["reports"] / "quarantine.md").read_text()
+    assert "Field-level warnings" in report and "'1980-02-30'" in report
+    assert "optional field value(s) could not be read" in values_run["log"]

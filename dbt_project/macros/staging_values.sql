@@ -54,3 +54,17 @@
     'nk-' || md5(concat_ws('|', {{ customer_id_expr }}, strftime({{ utc_expr }}, '%Y-%m-%d %H:%M:%S'),
         lower(trim({{ type_expr }})), coalesce(nullif(lower(trim({{ channel_expr }})), ''), '')))
 {%- endmacro %}
+
+{#- Optional typed customer fields: staging reads them with these; a value present but unreadable
+    becomes null in staging and a row of stg_generic__field_warnings (reported per run). -#}
+{% macro read_date(expr) -%}
+    try_cast(nullif(trim({{ expr }}), '') as date)
+{%- endmacro %}
+
+{% macro read_number(expr) -%}
+    try_cast(nullif(trim({{ expr }}), '') as double)
+{%- endmacro %}
+
+{% macro read_gender(expr) -%}
+    case upper(trim({{ expr }})) when 'M' then 'M' when 'F' then 'F' end
+{%- endmacro %}
