@@ -146,6 +146,23 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
     progress(f"dbt {stage}: {done[-1].split('Done. ')[-1] if done else 'ok'}")
     if stage == "staging":
         report_staging_warnings(as_of_date)
+    if stage == "marts":
+        report_marts_warnings(as_of_date)
+
+
+def report_marts_warnings(as_of_date: str) -> None:
+    """Thin data (no purchases: everyone prospect / low or placed by attributes; CLV fallback):
+    console and run report, not only the full log."""
+    from crmtier import quarantine_report as qr
+
+    paths = get_paths()
+    thin = qr.thin_data(paths.warehouse, as_of_date)
+    path = qr.add_warnings(paths.reports / as_of_date, as_of_date, "thin_data", thin)
+    lines = qr.thin_data_lines(thin)
+    for line in lines:
+        progress(f"marts: {line}")
+    if lines:
+        progress(f"marts: warnings report: {path.with_suffix('.md')}")
 
 
 def report_staging_warnings(as_of_date: str) -> None:

@@ -196,6 +196,41 @@ def field_warnings_lines(section: dict) -> list[str]:
     return lines
 
 
+def thin_data(warehouse: str | Path, as_of_date: str) -> dict:
+    """What the marts of the date could not judge from purchases: customers without a net purchase
+    (prospect / low unless an attribute rule placed them), and the CLV models' fallback."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        customers, buyers, by_attributes = con.execute("""
+            select count(*), count(value_score), count(*) filter (where value_score is null and tier <> 'new'
+                                                                   and tier_reason like '%attribute rule%')
+            from marts.customer_tiers where as_of_date = ?""", [as_of_date]).fetchone()
+        orders = con.execute("select count(*) from staging.stg_generic__orders").fetchone()[0]
+        fits = con.execute("""select model, model_status, message from marts.clv_model_fits
+                              where as_of_date = ? order by model""", [as_of_date]).fetchall()
+    finally:
+        con.close()
+    fallback = [f"{model}: {message}" for model, status, message in fits if status != "fitted"]
+    return {"customers": customers, "customers_with_net_purchase": buyers, "orders_in_staging": orders,
+            "placed_by_attribute_rules": by_attributes, "clv_fallback": fallback}
+
+
+def thin_data_lines(section: dict) -> list[str]:
+    lines = []
+    if section["customers"] and not section["customers_with_net_purchase"]:
+        lines.append(f"WARNING no customer has a net purchase as of this date ({section['orders_in_staging']:,} "
+                     f"orders in staging): all {section['customers']:,} customers are prospect, and their tier is "
+                     f"low unless an attribute rule places them ({section['placed_by_attribute_rules']:,} placed by "
+                     "seed tier_attribute_rules)")
+    elif section["placed_by_attribute_rules"]:
+        lines.append(f"{section['placed_by_attribute_rules']:,} customer(s) without a net purchase placed by "
+                     "attribute rules (seed tier_attribute_rules)")
+    if section["clv_fallback"]:
+        lines.append("WARNING CLV models fell back to rules only (no P(alive), CLV): "
+                     + "; ".join(section["clv_fallback"]))
+    return lines
+
+
 def reset_warnings(folder: Path) -> None:
     for name in (WARNINGS_JSON, "warnings.md"):
         (folder / name).unlink(missing_ok=True)
@@ -243,5 +278,15 @@ def render_warnings_markdown(warnings: dict) -> str:
         lines += ["", "| field | file | row | customer_id | value |", "|---|---|---:|---|---|"]
         lines += [f"| {s['field']} | {_cell(s['file'])} | {s['row']} | {_cell(s['customer_id'])} | {_cell(repr(s['value']))} |"
                   for s in fields["samples"]]
+        lines.append("")
+    thin = warnings.get("thin_data")
+    if thin is not None:
+        lines += ["### Thin data (purchases, CLV models)", "",
+                  f"- customers: {thin['customers']:,}; with a net purchase: {thin['customers_with_net_purchase']:,}; "
+                  f"orders in staging: {thin['orders_in_staging']:,}",
+                  f"- placed by attribute rules (seed tier_attribute_rules): {thin['placed_by_attribute_rules']:,}",
+                  "- CLV models: " + ("; ".join(thin["clv_fallback"]) if thin["clv_fallback"]
+                                      else "fitted"), ""]
+        lines += [f"**{line}**" for line in thin_data_lines(thin) if line.startswith("WARNING")]
         lines.append("")
     return "\n".join(lines) + "\n"

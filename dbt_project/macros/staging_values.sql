@@ -68,3 +68,19 @@
 {% macro read_gender(expr) -%}
     case upper(trim({{ expr }})) when 'M' then 'M' when 'F' then 'F' end
 {%- endmacro %}
+
+{#- Whether an attribute value meets a rule of seed tier_attribute_rules: >=, >, <=, < compare numbers
+    (a value that is not a number never matches), = and in compare text case-insensitively (`in` takes
+    values separated by |). -#}
+{% macro attribute_rule_matches(value_expr, operator_expr, rule_value_expr) -%}
+    coalesce(case {{ operator_expr }}
+        when '>=' then try_cast({{ value_expr }} as double) >= try_cast({{ rule_value_expr }} as double)
+        when '>' then try_cast({{ value_expr }} as double) > try_cast({{ rule_value_expr }} as double)
+        when '<=' then try_cast({{ value_expr }} as double) <= try_cast({{ rule_value_expr }} as double)
+        when '<' then try_cast({{ value_expr }} as double) < try_cast({{ rule_value_expr }} as double)
+        when '=' then lower(trim({{ value_expr }})) = lower(trim({{ rule_value_expr }}))
+        when 'in' then list_contains(
+            list_transform(string_split({{ rule_value_expr }}, '|'), item -> lower(trim(item))),
+            lower(trim({{ value_expr }})))
+    end, false)
+{%- endmacro %}

@@ -28,6 +28,13 @@ tier_rules as (
     select * from {{ ref('tier_rules') }}
 
 ),
+
+attribute_tiers as (
+
+    -- customers matching an attribute rule (seed tier_attribute_rules): used where purchases are absent
+    select * from {{ ref('int_customer_attribute_tiers') }}
+
+),
 {%- if value_source == 'clv' %}
 
 clv as (
@@ -124,7 +131,8 @@ placed as (
         scored_customers.*,
         case
             when scored_customers.tenure_days < {{ var('new_customer_days') }} then 'new'
-            when scored_customers.value_score is null then 'low'
+            when scored_customers.has_returns_exceeding_purchases then 'low'
+            when scored_customers.value_score is null then coalesce(attribute_tiers.attribute_tier, 'low')
             else matched_rule.tier
         end as tier,
         matched_rule.tier_cut,
@@ -135,6 +143,8 @@ placed as (
                 then 'returns {{ currency_symbol }}' || format('{:,.2f}', scored_customers.returned_amount)
                     || ' >= purchases {{ currency_symbol }}' || format('{:,.2f}', scored_customers.purchased_amount)
                     || ' as of ' || scored_customers.as_of_date || ': no net purchase, lowest tier'
+            when scored_customers.value_score is null and attribute_tiers.attribute_tier is not null
+                then 'no net purchase as of ' || scored_customers.as_of_date || '; ' || attribute_tiers.attribute_tier_reason
             when scored_customers.value_score is null
                 then 'no net purchase as of ' || scored_customers.as_of_date || ': lowest tier'
             {%- if value_source == 'clv' %}
@@ -157,6 +167,7 @@ placed as (
 
     from scored_customers
     left join matched_rule on scored_customers.customer_id = matched_rule.customer_id
+    left join attribute_tiers on scored_customers.customer_id = attribute_tiers.customer_id
 
 ),
 

@@ -63,6 +63,7 @@ renamed as (
         nullif(trim(city), '') as city,
         {{ utc_timestamp('created_at', 'source_timezone') }} as created_at,
         {{ business_date(utc_timestamp('created_at', 'source_timezone')) }} as created_date,
+        _extra as extra_attributes,  -- extra export columns (JSON): attribute tier rules may read them
         _source as source_system,
         _load_id as load_id,
         _load_seq as load_seq
