@@ -80,7 +80,7 @@
         when '<' then try_cast({{ value_expr }} as double) < try_cast({{ rule_value_expr }} as double)
         when '=' then lower(trim({{ value_expr }})) = lower(trim({{ rule_value_expr }}))
         when 'in' then list_contains(
-            list_transform(string_split({{ rule_value_expr }}, '|'), item -> lower(trim(item))),
+            list_transform(string_split({{ rule_value_expr }}, '|'), lambda item: lower(trim(item))),
             lower(trim({{ value_expr }})))
     end, false)
 {%- endmacro %}
