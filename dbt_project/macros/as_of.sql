@@ -15,8 +15,12 @@
     belongs to 2011-03-16 in UTC and to 2011-03-15 in America/New_York. Staging dates
     (order_date, event_date, created_date) are days in the same zone (macro business_date). -#}
 {% macro as_of_end() -%}
+    {%- if var("business_timezone") == "UTC" -%}
+    (cast('{{ as_of_literal() }}' as date) + interval 1 day)
+    {%- else -%}
     timezone('UTC', timezone('{{ var("business_timezone") }}',
         cast(cast('{{ as_of_literal() }}' as date) + interval 1 day as timestamp)))
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Hash of the thresholds and rule seeds that produced a row (set by the runner). -#}

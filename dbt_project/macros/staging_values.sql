@@ -36,16 +36,21 @@
             then timezone('UTC', cast(
                 regexp_replace(regexp_replace(trim({{ text_expr }}), '\[[^\]]*\]$', ''), '\s+([+-]\d)', '\1')
                 as timestamptz))
-        when regexp_matches({{ text_expr }}, '\d:\d\d')
-            then timezone('UTC', timezone(coalesce({{ zone_expr }}, 'UTC'), cast({{ text_expr }} as timestamp)))
-        else cast({{ text_expr }} as timestamp)
+        -- naive and UTC (the common case), or a bare calendar day: no zone arithmetic
+        when coalesce({{ zone_expr }}, 'UTC') = 'UTC' or not regexp_matches({{ text_expr }}, '\d:\d\d')
+            then cast({{ text_expr }} as timestamp)
+        else timezone('UTC', timezone({{ zone_expr }}, cast({{ text_expr }} as timestamp)))
     end
 {%- endmacro %}
 
 {#- The calendar day of a naive UTC timestamp in the business time zone (var business_timezone):
     the day an as-of date means (macros/as_of.sql as_of_end). -#}
 {% macro business_date(utc_expr) -%}
+    {%- if var("business_timezone") == "UTC" -%}
+    cast({{ utc_expr }} as date)
+    {%- else -%}
     cast(timezone('{{ var("business_timezone") }}', timezone('UTC', {{ utc_expr }})) as date)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Key of an event exported without an id: `nk-` and a hash of customer, UTC time, type and channel
