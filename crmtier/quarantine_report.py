@@ -181,8 +181,18 @@ def field_warnings(warehouse: str | Path, load_ids: list[str]) -> dict:
     return {
         "rows": sum(r[4] for r in by_field),
         "by_field": [dict(zip(("field", "warning", "source", "file", "rows"), r)) for r in by_field],
-        "samples": [dict(zip(("field", "warning", "file", "row", "customer_id", "value"), r)) for r in samples],
+        "samples": [_masked_field(dict(zip(("field", "warning", "file", "row", "customer_id", "value"), r)))
+                    for r in samples],
     }
+
+
+def _masked_field(sample: dict) -> dict:
+    """A contact field's value (a vendor file's unreadable phone) is masked like quarantine samples."""
+    from crmtier.masking import CONTACT_COLUMNS, mask_value
+
+    if sample["field"] in CONTACT_COLUMNS and sample["value"] is not None:
+        sample["value"] = mask_value(sample["value"])
+    return sample
 
 
 def field_warnings_lines(section: dict) -> list[str]:
