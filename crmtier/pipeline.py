@@ -189,6 +189,7 @@ def publish_step(as_of_date: str, run_id: str) -> dict:
     from crmtier.publish import publish_snapshot
 
     paths = get_paths()
+    progress(f"publish: writing a new snapshot beside {paths.publish} (marts and history, one file)")
     with writer_step():
         published = publish_snapshot(paths.warehouse, paths.publish, as_of_date, run_id)
     counts = published["counts"]
@@ -218,6 +219,7 @@ def outbox_step(as_of_date: str, run_id: str) -> dict:
     from crmtier.outbox import outbox_dir, read_manifest, write_outbox
 
     out_dir = outbox_dir()
+    progress(f"outbox: writing {out_dir / as_of_date} (whole folder, then swapped in)")
     with writer_step():
         counts = write_outbox(get_paths().warehouse, out_dir, as_of_date, run_id)
     manifest = read_manifest(out_dir, as_of_date)
