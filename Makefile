@@ -11,7 +11,7 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-11-01
 BENCH_CUSTOMERS ?= 1000000
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test bench clean deploy-env deploy-up deploy-down deploy-status
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,21 @@ test: env
 
 bench: env
 	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)
+
+# The docker-compose.yml topology on this machine (PostgreSQL + Airflow services, see deploy/local.py)
+ENV_FILE ?= .env
+deploy-env: env
+	$(BIN)/python deploy/local.py env --env-file $(ENV_FILE)
+
+deploy-up: env
+	bash deploy/install-packages.sh
+	$(BIN)/python deploy/local.py up --env-file $(ENV_FILE)
+
+deploy-down:
+	$(BIN)/python deploy/local.py down
+
+deploy-status:
+	$(BIN)/python deploy/local.py status
 
 clean:
 	rm -rf var
