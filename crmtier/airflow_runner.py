@@ -22,6 +22,9 @@ def run_dates(dates: list[str]) -> int:
         print(f"[crmtier] DAG import errors: {bag.import_errors}", flush=True)
         return 2
     dag = bag.dags["crm_pipeline"]
+    from crmtier.airflow_setup import ensure_pool
+
+    ensure_pool()  # the DAG's tasks run in the one-slot warehouse pool
     for as_of in dates:
         started = time.monotonic()
         print(f"[crmtier] === as of {as_of}: DagRun starting", flush=True)

@@ -17,6 +17,16 @@ WAREHOUSE_POOL = "crmtier_warehouse"
 WAREHOUSE_POOL_DESCRIPTION = "one writer at a time on the DuckDB warehouse (crmtier)"
 
 
+def snapshot_asset():
+    """The published snapshot as an Airflow Asset: publish updates it, a downstream DAG schedules on it
+    (`@dag(schedule=[snapshot_asset()])`)."""
+    from airflow.sdk import Asset
+
+    from crmtier.paths import get_paths
+
+    return Asset(name="crmtier_snapshot", uri=get_paths().publish.resolve().as_uri(), group="crmtier")
+
+
 def ensure_pool() -> None:
     from airflow.models.pool import Pool
 

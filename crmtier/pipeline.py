@@ -274,7 +274,7 @@ def fail_without_retry(message: str):
     """Bad data does not get better on retry: fail the task at once (retries are for transient errors)."""
     log.error("[crmtier] %s", message)
     try:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
     except ImportError:  # called outside Airflow
         raise RuntimeError(message) from None
     raise AirflowFailException(message)

@@ -7,17 +7,21 @@ previous date, publish a consistent snapshot for BI tools, write the alerts' out
 Every gate stops the run on bad data; nothing downstream is published or handed over.
 
 The as-of date is the run's logical date (`ds`): a backfill of any past date gives the
-same answer as the daily run of that date. Logic lives in `crmtier.pipeline`.
+same answer as the daily run of that date. Logic lives in `crmtier.pipeline`. Publish updates
+the Asset `crmtier_snapshot`: `@dag(schedule=[crmtier.airflow_setup.snapshot_asset()])`.
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from crmtier.airflow_setup import WAREHOUSE_POOL, snapshot_asset
+from crmtier.notifiers import ConnectionsNotifier
 from crmtier.pipeline import on_failure
+
+on_failed = [on_failure, ConnectionsNotifier("failure")]  # log and CRMTIER_NOTIFY_*; Airflow Connections
 
 
 @dag(
@@ -26,8 +30,12 @@ from crmtier.pipeline import on_failure
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # one writer on the DuckDB warehouse at a time
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": on_failure},
-    on_failure_callback=on_failure,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": on_failed,
+                  "pool": WAREHOUSE_POOL,  # one slot: one task on the DuckDB warehouse at a time
+                  "depends_on_past": True},  # dates run in order: a date waits for the previous one
+    on_failure_callback=on_failed,
+    on_success_callback=[ConnectionsNotifier("success")],
+    params={"full_refresh": Param(False, type="boolean", description="rebuild incremental dbt models from scratch")},
     tags=["crm", "dbt", "great-expectations"],
     doc_md=__doc__,
 )
@@ -43,9 +51,9 @@ def crm_pipeline():
         return gate_step("raw", {"load_ids": load_ids})
 
     @task
-    def dbt_staging(ds=None) -> None:
+    def dbt_staging(ds=None, params=None) -> None:
         from crmtier.pipeline import dbt_step
-        dbt_step("staging", ds)
+        dbt_step("staging", ds, full_refresh=params["full_refresh"])
 
     @task
     def gate_staging(ds=None) -> dict:
@@ -53,9 +61,9 @@ def crm_pipeline():
         return gate_step("staging", {"as_of_date": ds})
 
     @task
-    def dbt_marts(ds=None) -> None:
+    def dbt_marts(ds=None, params=None) -> None:
         from crmtier.pipeline import dbt_step
-        dbt_step("marts", ds)
+        dbt_step("marts", ds, full_refresh=params["full_refresh"])
 
     @task
     def gate_marts(ds=None) -> dict:
@@ -67,7 +75,7 @@ def crm_pipeline():
         from crmtier.pipeline import drift_gate_step
         return drift_gate_step(ds)
 
-    @task
+    @task(outlets=[snapshot_asset()])  # downstream DAGs: schedule=[snapshot_asset()]
     def publish(ds=None, run_id=None) -> dict:
         from crmtier.pipeline import publish_step
         return publish_step(ds, run_id)
@@ -82,14 +90,9 @@ def crm_pipeline():
         from crmtier.pipeline import notify_step
         return notify_step(ds, run_id, handed_over)
 
-    loads = ingest()
-    raw_ok = gate_raw(loads)
-    staged = dbt_staging()
-    staging_ok = gate_staging()
-    built = dbt_marts()
-    marts_ok = gate_marts()
+    raw_ok = gate_raw(ingest())
     handed_over = outbox()
-    raw_ok >> staged >> staging_ok >> built >> marts_ok >> gate_drift() >> publish() >> handed_over
+    raw_ok >> dbt_staging() >> gate_staging() >> dbt_marts() >> gate_marts() >> gate_drift() >> publish() >> handed_over
     notify(handed_over)
 
 

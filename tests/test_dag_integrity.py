@@ -52,3 +52,26 @@ def test_dag_file_is_thin():
     source = (DAGS_DIR / "crm_pipeline.py").read_text()
     assert "duckdb" not in source and "import pandas" not in source
     assert len(source.splitlines()) < 100
+
+
+def test_airflow_conventions(dagbag):
+    """One-slot pool for the warehouse, dates in order, a full_refresh param, the snapshot Asset, notifiers."""
+    from crmtier.airflow_setup import WAREHOUSE_POOL
+    from crmtier.notifiers import ConnectionsNotifier
+
+    dag = dagbag.dags["crm_pipeline"]
+    for task in dag.tasks:
+        assert task.pool == WAREHOUSE_POOL, task.task_id
+        assert task.depends_on_past, task.task_id
+        assert any(isinstance(cb, ConnectionsNotifier) for cb in task.on_failure_callback), task.task_id
+    assert dag.params["full_refresh"] is False
+    assert dag.params.get_param("full_refresh").schema["type"] == "boolean"
+    outlets = dag.get_task("publish").outlets
+    assert [a.name for a in outlets] == ["crmtier_snapshot"] and outlets[0].uri.endswith("/publish/crm.duckdb")
+    assert any(isinstance(cb, ConnectionsNotifier) for cb in dag.on_success_callback)
+
+
+def test_dag_file_imports_only_the_sdk():
+    source = (DAGS_DIR / "crm_pipeline.py").read_text()
+    airflow_imports = [line for line in source.splitlines() if line.startswith(("from airflow", "import airflow"))]
+    assert airflow_imports and all(line.startswith("from airflow.sdk import") for line in airflow_imports)
