@@ -3,6 +3,7 @@
     python deploy/local.py up     [--env-file .env]   # PostgreSQL + airflow-init + the four Airflow services
     python deploy/local.py down                       # stops exactly the processes `up` started
     python deploy/local.py status
+    python deploy/local.py airflow ARGS...            # an Airflow CLI command against the deployment
 
 Same services, same commands, same settings as the compose file (read from it, not copied): PostgreSQL
 from the Debian packages as a private cluster under `var/deploy/postgres` on loopback only; compose's
@@ -446,9 +447,13 @@ def write_env(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("up", "down", "status", "env"))
+    parser.add_argument("action", choices=("up", "down", "status", "env", "airflow"))
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="the Airflow command's arguments (airflow only)")
     args = parser.parse_args(argv)
+    rest = args.rest
+    if rest and args.action != "airflow":
+        parser.error(f"unexpected arguments: {rest}")
     home = Path(os.environ.get("CRMTIER_HOME", REPO / "var")).resolve()
     if args.action == "up":
         up(args.env_file, home)
@@ -458,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         return status(home)
     elif args.action == "env":
         write_env(args.env_file)
+    elif args.action == "airflow":  # e.g. airflow backfill create --dag-id crm_pipeline --from-date ... --to-date ...
+        env = airflow_env(read_env_file(args.env_file), home)
+        return subprocess.run(["airflow", *rest], cwd=REPO, env=env).returncode
     return 0
 
 
