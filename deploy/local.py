@@ -449,11 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("up", "down", "status", "env", "airflow"))
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="the Airflow command's arguments (airflow only)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    if "airflow" in argv:  # everything after `airflow` is the Airflow command's
+        cut = argv.index("airflow") + 1
+        argv, rest = argv[:cut], argv[cut:]
     args = parser.parse_args(argv)
-    rest = args.rest
-    if rest and args.action != "airflow":
-        parser.error(f"unexpected arguments: {rest}")
     home = Path(os.environ.get("CRMTIER_HOME", REPO / "var")).resolve()
     if args.action == "up":
         up(args.env_file, home)
