@@ -320,7 +320,7 @@ def start_service(env: dict[str, str], home: Path, service: str) -> int:
     return proc.pid
 
 
-def wait_healthy(env: dict[str, str], home: Path, timeout: float = 240) -> dict:
+def wait_healthy(env: dict[str, str], home: Path, timeout: float = 600) -> dict:
     """Until the API server answers and reports the scheduler, DAG processor and triggerer healthy."""
     import json
 
