@@ -7,6 +7,7 @@ the first failed date: history, transitions and alert cooldowns of later dates b
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -15,8 +16,10 @@ def run_dates(dates: list[str]) -> int:
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
 
+    from crmtier.airflow_setup import EMBEDDED_ENV
     from crmtier.paths import DAGS_DIR
 
+    os.environ[EMBEDDED_ENV] = "1"  # this process orders the dates (crmtier.airflow_setup.runs_in_scheduler)
     bag = DagBag(dag_folder=str(DAGS_DIR))
     if bag.import_errors:
         print(f"[crmtier] DAG import errors: {bag.import_errors}", flush=True)

@@ -17,6 +17,16 @@ WAREHOUSE_POOL = "crmtier_warehouse"
 WAREHOUSE_POOL_DESCRIPTION = "one writer at a time on the DuckDB warehouse (crmtier)"
 
 
+EMBEDDED_ENV = "CRMTIER_EMBEDDED_RUN"
+
+
+def runs_in_scheduler() -> bool:
+    """False in the embedded runner (`crmtier run`, `dag.test()`), which orders the dates itself and stops
+    at the first failed one: `dag.test()` never gives up on a task held by `depends_on_past` (no deadlock
+    is declared for it), so a date after a failed one would wait forever instead of failing."""
+    return os.environ.get(EMBEDDED_ENV) != "1"
+
+
 def snapshot_asset():
     """The published snapshot as an Airflow Asset: publish updates it, a downstream DAG schedules on it
     (`@dag(schedule=[snapshot_asset()])`)."""

@@ -17,7 +17,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from crmtier.airflow_setup import WAREHOUSE_POOL, snapshot_asset
+from crmtier.airflow_setup import WAREHOUSE_POOL, runs_in_scheduler, snapshot_asset
 from crmtier.notifiers import ConnectionsNotifier
 from crmtier.pipeline import on_failure
 
@@ -32,7 +32,7 @@ on_failed = [on_failure, ConnectionsNotifier("failure")]  # log and CRMTIER_NOTI
     max_active_runs=1,  # one writer on the DuckDB warehouse at a time
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": on_failed,
                   "pool": WAREHOUSE_POOL,  # one slot: one task on the DuckDB warehouse at a time
-                  "depends_on_past": True},  # dates run in order: a date waits for the previous one
+                  "depends_on_past": runs_in_scheduler()},  # dates in order: a date waits for the previous one
     on_failure_callback=on_failed,
     on_success_callback=[ConnectionsNotifier("success")],
     params={"full_refresh": Param(False, type="boolean", description="rebuild incremental dbt models from scratch")},
