@@ -238,7 +238,7 @@ def deployment():
     text = re.sub(r"(?m)^AIRFLOW_API_PORT=.*$", f"AIRFLOW_API_PORT={api_port}", text)
     text = re.sub(r"(?m)^CRMTIER_PG_PORT=.*$", f"CRMTIER_PG_PORT={pg_port}", text)
     # no run of "today" created by the scheduler on unpause: history holds only the dates the test asks for
-    env_file.write_text(text + "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False\n")
+    env_file.write_text(text + "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False\nAIRFLOW_API_WORKERS=1\n")
     secrets = local.read_env_file(env_file)
 
     from crmtier.generate import generate
