@@ -171,6 +171,11 @@ def start_postgres(env_file: dict[str, str], home: Path) -> None:
         account = pwd.getpwnam(PG_USER_ACCOUNT)
         os.chown(paths["root"], account.pw_uid, account.pw_gid)
     os.chmod(paths["root"], 0o700)
+    if os.geteuid() == 0:  # the postgres account passes through the home to its cluster (search only, no listing)
+        for folder in (home, home / "deploy"):
+            if not folder.stat().st_mode & 0o001:
+                os.chmod(folder, folder.stat().st_mode | 0o001)
+                log(f"{folder}: others may pass through (o+x) so the {PG_USER_ACCOUNT} account reaches its cluster")
     check_reachable(paths["root"])
     if not (paths["data"] / "PG_VERSION").exists():
         pwfile = paths["root"] / ".pwfile"
@@ -227,12 +232,18 @@ def pg_running(home: Path) -> bool:
     return pid is not None and alive(pid)
 
 
-def stop_postgres(home: Path) -> None:
-    paths = pg_paths(home)
-    if not pg_running(home):
+def stop_postgres(home: Path, grace: float = 60) -> None:
+    """Fast shutdown (SIGINT to the postmaster, what `pg_ctl stop -m fast` sends), without needing the
+    cluster owner to reach the data folder (a run may have tightened the home since)."""
+    pid = pg_pid(home)
+    if pid is None or not alive(pid):
         return
-    run(as_cluster_owner([pg_bin("pg_ctl"), "-D", str(paths["data"]), "-m", "fast", "-w", "-t", "60", "stop"]),
-        "pg_ctl stop")
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if alive(pid):
+        raise SystemExit(f"postgres (pid {pid}) did not stop within {grace:.0f}s; see {pg_paths(home)['log']}")
     log("postgres stopped")
 
 
