@@ -61,6 +61,10 @@ class ConnectionsNotifier(BaseNotifier):
             raise ValueError(f"outcome is success or failure, not {outcome!r}")
         self.outcome = outcome
 
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        """Nothing to render (no template fields); and the DAG-level callbacks of `dag.test()` pass a
+        SerializedDAG, which has no template environment to render with."""
+
     def notify(self, context) -> None:
         message = success_message(context) if self.outcome == "success" else failure_message(context)
         if not message:

@@ -86,3 +86,13 @@ def test_no_connection_no_message_and_no_error(monkeypatch, webhook_server):
     assert received == []
     with pytest.raises(ValueError):
         ConnectionsNotifier("maybe")
+
+
+def test_dag_level_callback_without_a_template_environment(webhook_server, monkeypatch):
+    """DAG-level callbacks of dag.test() get a SerializedDAG (no get_template_env): still sent."""
+    port, received = webhook_server
+    monkeypatch.setenv("AIRFLOW_CONN_CRMTIER_WEBHOOK",
+                       json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}/hooks/crm"}))
+    monkeypatch.delenv("AIRFLOW_CONN_CRMTIER_SMTP", raising=False)
+    ConnectionsNotifier("success")({"dag": object(), "ds": "2011-03-01", "run_id": "r"})
+    assert [m["title"] for m in received] == ["crmtier run as of 2011-03-01 succeeded: 0 alerts"]
