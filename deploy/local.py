@@ -322,6 +322,10 @@ def start_service(env: dict[str, str], home: Path, service: str) -> int:
     if pid:
         log(f"{service} already running (pid {pid})")
         return pid
+    leftover = our_group(home, service)
+    if leftover is not None:  # the service died but its children live on (a killed scheduler's workers):
+        log(f"{service}: stopping what the dead process left running (process group {leftover})")
+        stop_group(leftover, service)  # as a container restart would
     command = service_commands()[service]
     with log_file(home, service).open("a") as sink:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,

@@ -293,7 +293,7 @@ def test_deployment_end_to_end(deployment):
     # 2. `airflow backfill create` through the scheduler: three dates, in order
     backfill = subprocess.run([*deployment["script"], "--env-file", str(deployment["env_file"]), "airflow",
                                "backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL[0],
-                               "--to-date", KILLED, "--reprocess-behavior", "failed"],
+                               "--to-date", KILLED, "--reprocess-behavior", "failed", "--max-active-runs", "1"],
                               env=deployment["env"], capture_output=True, text=True)
     assert backfill.returncode == 0, backfill.stdout[-3000:] + backfill.stderr[-3000:]
     backfill_runs = [r for r in api.runs() if r["run_type"] == "backfill"]
@@ -322,6 +322,8 @@ def test_deployment_end_to_end(deployment):
     assert ended["state"] in ("success", "failed")
     if ended["state"] == "failed":  # a clear failure: a task says it failed
         assert any(ti["state"] in ("failed", "upstream_failed") for ti in api.task_instances(run["dag_run_id"]))
+    # the killed scheduler's workers were stopped with it, as a container restart does
+    assert [pid for pid in group_members(scheduler_pid)] == []
     assert snapshot_date(publish) in (BACKFILL[-1], KILLED)  # the old snapshot or the new one, whole
     published(publish)  # opens and reads completely
     assert not list((home / "publish").rglob("*.tmp")), "half-published files left behind"
