@@ -257,12 +257,15 @@ def deployment():
                               text=True)
 
     started = time.monotonic()
+    cleanup: list = []
     try:
         up()
-        yield {"root": root, "home": home, "env": env, "env_file": env_file, "script": script, "up": up,
+        yield {"cleanup": cleanup, "root": root, "home": home, "env": env, "env_file": env_file, "script": script, "up": up,
                "down": down, "landing": reference_landing, "started": started,
                "api": Api(api_port, secrets["AIRFLOW_ADMIN_USER"], secrets["AIRFLOW_ADMIN_PASSWORD"])}
     finally:
+        for step in cleanup:  # processes the test started besides the deployment
+            step()
         down()
         print(f"\n[crmtier] deployment test: {time.monotonic() - started:.0f}s")
         shutil.rmtree(root, ignore_errors=True)
@@ -281,7 +284,8 @@ def test_deployment_end_to_end(deployment):
     later = subprocess.Popen(  # the embedded reference of the later dates runs meanwhile
         [str(Path(sys.executable).with_name("crmtier")), "run", "--landing", str(deployment["landing"]),
          "--from", BACKFILL[0], "--to", KILLED], env={**deployment["env"], "CRMTIER_HOME": str(reference)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deployment["cleanup"].append(lambda: later.poll() is None and os.killpg(later.pid, signal.SIGKILL))
     ended = api.wait(run["dag_run_id"])
     assert ended["state"] == "success", api.task_instances(run["dag_run_id"])
     tis = api.task_instances(run["dag_run_id"])
