@@ -46,7 +46,10 @@ def success_message(context) -> dict:
     from crmtier.notify import run_message
 
     ti = context.get("ti") or context.get("task_instance")
-    handed_over = (ti.xcom_pull(task_ids="outbox") if ti is not None else None) or {}
+    try:  # DAG-level callbacks (DAG processor, dag.test()) run outside a task: no XCom access there
+        handed_over = (ti.xcom_pull(task_ids="outbox") if ti is not None else None) or {}
+    except Exception:  # noqa: BLE001 - the message goes out without the alert counts
+        handed_over = {}
     as_of = context.get("ds") or str(context.get("logical_date", ""))[:10]
     return run_message(as_of, context.get("run_id"), handed_over.get("alerts") or {},
                        handed_over.get("new_alerts"), handed_over.get("outbox"))
