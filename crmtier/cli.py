@@ -182,7 +182,25 @@ def main(argv: list[str] | None = None) -> int:
     summ = sub.add_parser("summary", help="print tier and status counts of the published snapshot")
     summ.add_argument("--snapshot", type=Path, default=None)
 
+    expl = sub.add_parser("explain", help="why a customer has its tier and status (from the published snapshot)")
+    expl.add_argument("customer_id")
+    expl.add_argument("--as-of", type=date.fromisoformat, default=None, help="an earlier date kept in history")
+    expl.add_argument("--json", action="store_true", help="machine-readable output")
+    expl.add_argument("--snapshot", type=Path, default=None)
+
+    check = sub.add_parser("check-model", help="calibration/holdout check of the CLV model (reads the warehouse "
+                                               "read-only)")
+    check.add_argument("--as-of", type=date.fromisoformat, required=True, help="end of the holdout window")
+    check.add_argument("--holdout-days", type=int, default=90)
+    check.add_argument("--json", action="store_true")
+
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        from crmtier.report.explain import main as explain_main
+        return explain_main(args.customer_id, args.as_of and args.as_of.isoformat(), args.json, args.snapshot)
+    if args.command == "check-model":
+        from crmtier.report.model_check import main as check_main
+        return check_main(args.as_of.isoformat(), args.holdout_days, args.json)
     if args.command == "generate":
         return _generate(args)
     if args.command == "run":

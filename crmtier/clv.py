@@ -65,6 +65,8 @@ __all__ = [
     "customer_lifetime_value",
     "score_customers",
     "simulate_bgnbd",
+    "calibration_holdout_summary",
+    "holdout_check",
     "benchmark_fit",
     "MODEL_STATUS_FITTED",
     "MODEL_STATUS_FALLBACK",
@@ -776,6 +778,85 @@ def score_customers(
     scores["expected_order_value"] = value
     scores["clv"] = disc_purch[codes] * value
     return scores[_OUTPUT_COLUMNS], fits
+
+
+# --------------------------------------------------------------------------- #
+# calibration / holdout check (does the model predict?)
+# --------------------------------------------------------------------------- #
+HOLDOUT_BUCKET_CAP = 7  # calibration table rows: 0, 1, ..., 6 and "7+" repeat purchases
+_CHECK_COLUMNS = [
+    "bucket", "bucket_order", "customers", "predicted_purchases", "actual_purchases", "predicted_mean",
+    "actual_mean", "mean_absolute_error",
+]
+
+
+def calibration_holdout_summary(purchases: pd.DataFrame, calibration_end, observation_end) -> pd.DataFrame:
+    """Split purchase history at ``calibration_end`` (the classic calibration/holdout check).
+
+    ``purchases``: customer_id, purchase_date (one row per purchase; several rows of a customer on one
+    day count as one purchase day, like the pipeline), purchase_value (optional).  Customers whose first
+    purchase is on or before ``calibration_end`` are kept.  Returns one row per customer: frequency,
+    recency_days, T_days, monetary_value (mean repeat purchase-day value) of the calibration period, and
+    ``holdout_purchases``: purchase days in (calibration_end, observation_end].
+    """
+    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    if not obs_end > cal_end:
+        raise ValueError(f"observation end {obs_end.date()} must be after the calibration end {cal_end.date()}")
+    frame = purchases.assign(purchase_date=pd.to_datetime(purchases["purchase_date"]).dt.normalize())
+    if "purchase_value" not in frame:
+        frame = frame.assign(purchase_value=np.nan)
+    days = (frame[frame["purchase_date"] <= obs_end]
+            .groupby(["customer_id", "purchase_date"], as_index=False)["purchase_value"].sum(min_count=1))
+    cal = days[days["purchase_date"] <= cal_end].sort_values(["customer_id", "purchase_date"])
+    first = cal.groupby("customer_id")["purchase_date"].transform("min")
+    repeat = cal[cal["purchase_date"] > first]
+    summary = cal.groupby("customer_id").agg(first=("purchase_date", "min"), last=("purchase_date", "max"),
+                                             purchase_days=("purchase_date", "size"))
+    summary["monetary_value"] = repeat.groupby("customer_id")["purchase_value"].mean()
+    holdout = days[days["purchase_date"] > cal_end].groupby("customer_id").size()
+    return pd.DataFrame({
+        "customer_id": summary.index,
+        "frequency": (summary["purchase_days"] - 1).to_numpy(dtype=float),
+        "recency_days": (summary["last"] - summary["first"]).dt.days.to_numpy(dtype=float),
+        "T_days": (cal_end - summary["first"]).dt.days.to_numpy(dtype=float),
+        "monetary_value": summary["monetary_value"].to_numpy(dtype=float),
+        "holdout_purchases": holdout.reindex(summary.index, fill_value=0).to_numpy(dtype=float),
+    }).reset_index(drop=True)
+
+
+def holdout_check(summary: pd.DataFrame, holdout_days: float, penalizer: float = 0.0
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, BgNbdFit]:
+    """Fit BG/NBD on the calibration summary (weeks), predict each customer's purchases over the
+    holdout and compare with ``holdout_purchases``.
+
+    Returns ``(customers, table, fit)``: customers adds ``predicted_purchases``; table is the
+    calibration table, one row per number of repeat purchases in the calibration period (0..6, "7+")
+    and an ``all`` row, with customers, predicted and actual totals and means, and the mean absolute
+    error of the per-customer predictions.  Raises ``ValueError`` when the fit does not converge.
+    """
+    x = summary["frequency"].to_numpy(dtype=float)
+    tx = summary["recency_days"].to_numpy(dtype=float) / DAYS_PER_WEEK
+    T = summary["T_days"].to_numpy(dtype=float) / DAYS_PER_WEEK
+    fit = fit_bgnbd(x, tx, T, penalizer=penalizer)
+    if not fit.converged:
+        raise ValueError(f"BG/NBD did not fit on the calibration period: {fit.message}")
+    customers = summary.assign(
+        predicted_purchases=bgnbd_expected_purchases(fit, holdout_days / DAYS_PER_WEEK, x, tx, T))
+    capped = np.minimum(x, HOLDOUT_BUCKET_CAP).astype(int)
+    rows = []
+    for order, part in [(k, customers[capped == k]) for k in range(HOLDOUT_BUCKET_CAP + 1)] + [(99, customers)]:
+        if part.empty:
+            continue
+        label = "all" if order == 99 else (f"{order}+" if order == HOLDOUT_BUCKET_CAP else str(order))
+        rows.append({
+            "bucket": label, "bucket_order": order, "customers": len(part),
+            "predicted_purchases": float(part["predicted_purchases"].sum()),
+            "actual_purchases": float(part["holdout_purchases"].sum()),
+            "predicted_mean": float(part["predicted_purchases"].mean()),
+            "actual_mean": float(part["holdout_purchases"].mean()),
+            "mean_absolute_error": float((part["predicted_purchases"] - part["holdout_purchases"]).abs().mean()),
+        })
+    return customers, pd.DataFrame(rows, columns=_CHECK_COLUMNS), fit
 
 
 # --------------------------------------------------------------------------- #

@@ -49,7 +49,7 @@ def format_text(message: dict) -> str:
                 lines.append(f"  {action}: {n} alerts ({new.get(action, 0)} new)")
         else:
             lines.append("  no alerts")
-    for key in ("outbox", "snapshot"):
+    for key in ("outbox", "snapshot", "report"):
         if message.get(key):
             lines.append(f"  {key}: {message[key]}")
     if message.get("error"):

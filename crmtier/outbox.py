@@ -84,6 +84,10 @@ def read_alerts(warehouse: str | Path, as_of_date: str, with_deliveries: bool = 
     contact_columns = sorted({c for fields in CONTACT_FIELDS.values() for c in fields})
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        # control groups (seed alert_rules.control_share) are recorded in history, never sent
+        has_control = con.execute("select count(*) from information_schema.columns where table_schema = 'history' "
+                                  "and table_name = 'customer_alerts' and column_name = 'is_control'").fetchone()[0]
+        control_filter = "and not coalesce(alerts.is_control, false)" if has_control else ""
         cursor = con.execute(
             f"""select {', '.join('alerts.' + c for c in ALERT_FIELDS)},
                        {', '.join('customers.' + c for c in contact_columns)}
@@ -91,6 +95,7 @@ def read_alerts(warehouse: str | Path, as_of_date: str, with_deliveries: bool = 
                 left join staging.stg_generic__customers as customers
                     on alerts.customer_id = customers.customer_id
                 where alerts.as_of_date = cast(? as date)
+                    {control_filter}
                 order by alerts.action, alerts.priority, alerts.customer_id, alerts.rule_id""",
             [as_of_date])
         names = [d[0] for d in cursor.description]

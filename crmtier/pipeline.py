@@ -1,14 +1,18 @@
 """The pipeline's stages as plain functions: Airflow tasks call these, tests call them directly.
 
 ingest -> gate raw -> dbt staging -> gate staging -> dbt intermediate + marts (+ history) -> gate marts
--> gate drift -> publish -> outbox -> notify
+-> gate drift -> publish -> outbox -> notify (writes the run report first)
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
 from contextlib import contextmanager
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from crmtier.faults import fault_point
@@ -66,6 +70,31 @@ def clean_dead_run_leftovers() -> None:
         wait_for_warehouse(paths.warehouse, log=progress)  # opening replays and checkpoints the WAL
 
 
+def timed(stage: str):
+    """Record a step's start and duration in <reports>/<as-of>/timings.json (the run report's timings).
+    `stage` may name the step's arguments, e.g. "dbt {stage}"; steps without an as-of date are not recorded."""
+    def wrap(step):
+        signature = inspect.signature(step)
+
+        @functools.wraps(step)
+        def run(*args, **kwargs):
+            arguments = signature.bind(*args, **kwargs).arguments
+            as_of = arguments.get("as_of_date") or (arguments.get("params") or {}).get("as_of_date")
+            started, clock = datetime.now(timezone.utc).isoformat(), time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                if as_of:
+                    path = get_paths().reports / str(as_of) / "timings.json"
+                    timings = json.loads(path.read_text()) if path.exists() else {}
+                    timings[stage.format(**arguments)] = {"started": started,
+                                                          "seconds": round(time.perf_counter() - clock, 2)}
+                    _write_report(str(as_of), "timings.json", timings)
+        return run
+    return wrap
+
+
+@timed("ingest")
 def ingest_step(as_of_date: str) -> list[str]:
     from crmtier.ingest import ingest_landing
 
@@ -94,6 +123,7 @@ def ingest_step(as_of_date: str) -> list[str]:
     return report.load_ids
 
 
+@timed("gate {gate}")
 def gate_step(gate: str, params: dict) -> dict:
     from crmtier.gates import run_gate
 
@@ -130,6 +160,7 @@ def stage_args(stage: str, full_refresh: bool = False) -> list[str]:
     return [*args, "--full-refresh"] if full_refresh else args
 
 
+@timed("dbt {stage}")
 def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
     from crmtier.dbt_runner import run_dbt
 
@@ -185,6 +216,7 @@ def report_staging_warnings(as_of_date: str) -> None:
         progress(f"staging: warnings report: {path.with_suffix('.md')}")
 
 
+@timed("publish")
 def publish_step(as_of_date: str, run_id: str) -> dict:
     from crmtier.publish import publish_snapshot
 
@@ -214,6 +246,7 @@ def drift_gate_step(as_of_date: str) -> dict:
     return gate_step("drift", {"as_of_date": as_of_date, **bounds})
 
 
+@timed("outbox")
 def outbox_step(as_of_date: str, run_id: str) -> dict:
     """Alerts of the date as files per action, with contacts (crmtier.outbox)."""
     from crmtier.outbox import outbox_dir, read_manifest, write_outbox
@@ -234,12 +267,24 @@ def outbox_step(as_of_date: str, run_id: str) -> dict:
             "handed_over_by": manifest.get("run_id")}
 
 
+def report_step(as_of_date: str) -> str:
+    """The run report (crmtier.report): one HTML file with the charts, beside the snapshot too."""
+    from crmtier.report import build_report
+
+    path = build_report(as_of_date)
+    progress(f"report: {path} (and {get_paths().publish.parent / 'report.html'})")
+    return str(path)
+
+
 def notify_step(as_of_date: str, run_id: str, outbox: dict) -> dict:
-    """End-of-run message (alert counts per action, outbox folder) to the log, webhook and/or e-mail."""
+    """The run report, then the end-of-run message (alert counts per action, outbox folder, report) to the
+    log, webhook and/or e-mail. A report that cannot be built fails the run (after the snapshot and outbox)."""
     from crmtier.notify import notify, run_message
 
+    report = report_step(as_of_date)
     message = run_message(as_of_date, run_id, outbox.get("alerts") or {}, outbox.get("new_alerts"),
                           outbox.get("outbox"), str(get_paths().publish))
+    message["report"] = report
     return {"sent": notify(message), "title": message["title"]}
 
 

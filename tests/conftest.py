@@ -24,3 +24,11 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory):
+    """One real backfill shared by the report and explain tests (tests/report_run.py)."""
+    from tests.report_run import backfill_for_report
+
+    yield from backfill_for_report(tmp_path_factory)

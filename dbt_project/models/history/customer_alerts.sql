@@ -100,6 +100,7 @@ matched as (
         enabled_rules.channel,
         enabled_rules.priority,
         enabled_rules.cooldown_days,
+        enabled_rules.control_share,
         enabled_rules.message_en,
         enabled_rules.message_zh,
         enabled_rules.from_value as rule_from_value,
@@ -209,6 +210,8 @@ final as (
         segment,
         value_score,
         has_contact,
+        -- control group: recorded, not sent (outbox), to measure the action (macro control_bucket)
+        {{ control_bucket('customer_id', 'rule_id') }} < control_share as is_control,
         cooldown_days,
         previous_alert_date,
         message_en,
