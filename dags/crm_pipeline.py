@@ -17,14 +17,15 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from crmtier.layout import EARLIEST_DATE
 from crmtier.pipeline import on_failure
 
 
 @dag(
     dag_id="crm_pipeline",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    start_date=pendulum.parse(EARLIEST_DATE, tz="UTC"),  # any historical as-of date can run
+    catchup=False,  # ...but the scheduler only schedules the latest interval, never backfills by itself
     max_active_runs=1,  # one writer on the DuckDB warehouse at a time
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": on_failure},
     on_failure_callback=on_failure,
