@@ -67,7 +67,10 @@ def clean_dead_run_leftovers() -> None:
 
 
 def ingest_step(as_of_date: str) -> list[str]:
+    from dataclasses import asdict
+
     from crmtier.ingest import ingest_landing
+    from crmtier.quarantine_report import write_report
 
     paths = get_paths()
     with writer_step():
@@ -81,13 +84,13 @@ def ingest_step(as_of_date: str) -> list[str]:
     fault_point("ingest")
     for line in report.summary().splitlines():
         progress(f"ingest: {line}")
-    _write_report(as_of_date, "ingest.json", [vars(f) for f in report.files])
-    if report.files:
-        from crmtier.quarantine_report import write_report
-
-        path = write_report(paths.warehouse, report.load_ids, paths.reports / as_of_date, as_of_date)
-        quarantined = sum(f.rows_quarantined for f in report.files)
-        progress(f"ingest: {quarantined:,} rows quarantined; quarantine report: {path}")
+    not_read = [asdict(n) for n in report.not_read]
+    _write_report(as_of_date, "ingest.json", [asdict(f) for f in report.files])
+    _write_report(as_of_date, "not_read.json", not_read)  # files of the landing folder not read, and why
+    path = write_report(paths.warehouse, report.load_ids, paths.reports / as_of_date, as_of_date, not_read)
+    quarantined = sum(f.rows_quarantined for f in report.files)
+    progress(f"ingest: {quarantined:,} rows quarantined, {len(report.not_read)} file(s) not read; "
+             f"quarantine report: {path}")
     return report.load_ids
 
 
