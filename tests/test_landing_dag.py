@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crmtier.cli import run_dag
+from crmtier.cli import main, run_dag
 from crmtier.generate import generate
 from tests.conftest import write_csv
 
@@ -52,16 +52,30 @@ def runs(tmp_path_factory):
             f"L3,{customer},2026-10-20 10:00:00,10.00,CNY,paid"])
         (landing / "generic/orders/extra.csv.gz").write_bytes(
             gzip.compress(f"{ORDERS}\nG1,{customer},2026-10-21 10:00:00,25.00,CNY,paid\n".encode()))
+        # mixed line ends, a quoted comma in the header, a last line cut short
+        (landing / "generic/orders/mixed.csv").write_bytes(
+            f'{ORDERS},"note, free text"\nM1,{customer},2026-10-22 10:00:00,1.00,CNY,paid,"a, b"\r\n'
+            f'M2,{customer},2026-10-22 11:00:00,2.00,CNY,paid,c\rM3,{customer},2026-10-2'.encode())
         first = run_dag("2026-11-01", landing, quiet=True)
-        # the same customers export again, renamed: the second run's only ingest outcome
+        first_log = warehouse_rows(home, "select file_name, load_id, rows_in, rows_loaded, rows_quarantined "
+                                         "from raw.load_log order by file_name")
+        first_quarantine = warehouse_rows(home, "select _file_name, raw_values::json->>'order_id', reason "
+                                                "from raw.quarantine order by all")
+        # the user retracts the late.csv load; the same customers export arrives again, renamed:
+        # the second run's only ingest outcome
+        late = next(load_id for name, load_id, *_ in first_log if name == "late.csv")
+        retracted = main(["retract", late, "--reason", "dates from the future"])
         (landing / "generic/customers/export_again.csv").write_bytes(written["customers"].read_bytes())
         second = run_dag("2026-11-02", landing, quiet=True)
+        staged_after_second = warehouse_rows(home, "select order_id from staging.stg_generic__orders "
+                                                   "where order_id in ('L3', 'G1', 'M1', 'M2') order by 1")
         published_after_second = published_as_of(home) if second == 0 else None
         # misplaced files: an unknown source folder and a typo entity folder
         write_csv(landing / "shopify/orders/o.csv", ORDERS, [f"S1,{customer},2026-10-30,1,CNY,paid"])
         write_csv(landing / "generic/order/o.csv", ORDERS, [f"T1,{customer},2026-10-30,1,CNY,paid"])
         third = run_dag("2026-11-03", landing, quiet=True)
-        yield {"home": home, "codes": (first, second, third), "published_after_second": published_after_second}
+        yield {"home": home, "codes": (first, second, third), "published_after_second": published_after_second,
+               "first_log": first_log, "first_quarantine": first_quarantine, "retracted": retracted, "staged_after_second": staged_after_second}
 
 
 def warehouse_free_customer_id(customers_csv: Path) -> str:
@@ -71,11 +85,20 @@ def warehouse_free_customer_id(customers_csv: Path) -> str:
 def test_impossible_dates_are_quarantined_and_gz_is_read_and_the_run_publishes(runs):
     home = runs["home"]
     assert runs["codes"][0] == 0, log_text(home, "2026-11-01")[-4000:]
-    assert dict(warehouse_rows(home, """select raw_values::json->>'order_id', reason from raw.quarantine
-                                        where _file_name = 'late.csv'""")) == {
-        "L1": "impossible_date", "L2": "unparseable_timestamp"}
-    assert warehouse_rows(home, "select order_id from raw.orders where _file_name in ('late.csv', 'extra.csv.gz') "
-                                "order by 1") == [("G1",), ("L3",)]
+    assert [row[1:] for row in runs["first_quarantine"] if row[0] == "late.csv"] == [
+        ("L1", "impossible_date"), ("L2", "unparseable_timestamp")]
+    assert ("extra.csv.gz", 1, 1, 0) in [(name, *counts) for name, _, *counts in runs["first_log"]]
+    # mixed line ends and a quoted-comma header load; the cut last line is one quarantined row
+    assert ("mixed.csv", 3, 2, 1) in [(name, *counts) for name, _, *counts in runs["first_log"]]
+    assert [row[2] for row in runs["first_quarantine"] if row[0] == "mixed.csv"] == ["malformed_line"]
+
+
+def test_retracted_load_leaves_raw_and_staging(runs):
+    home = runs["home"]
+    assert runs["retracted"] == 0 and runs["codes"][1] == 0
+    assert warehouse_rows(home, "select status from raw.load_log where file_name = 'late.csv'") == [("retracted",)]
+    assert warehouse_rows(home, "select count(*) from raw.orders where _file_name = 'late.csv'") == [(0,)]
+    assert runs["staged_after_second"] == [("G1",), ("M1",), ("M2",)]  # L3 left staging with its load
 
 
 def test_redelivered_file_alone_does_not_crash_the_run(runs):
