@@ -48,7 +48,8 @@ def test_valid_and_bad_rows_reconcile(tmp_path, db):
     assert rows(db, "select rows_in - rows_loaded - rows_quarantined from raw.load_log") == [(0,)]
     # reason is the code alone; the detail has its own column
     assert rows(db, "select reason, detail from raw.quarantine where _row_number in (2, 8) order by _row_number") == [
-        ("non_numeric_amount", "amount=abc"), ("duplicate_id_in_file", "O1 (first in row 1)")]
+        ("non_numeric_amount", "amount=abc (a plain decimal with at most 4 decimal places)"),
+        ("duplicate_id_in_file", "O1 (first in row 1)")]
 
 
 @pytest.fixture(autouse=True)
