@@ -4,6 +4,11 @@ Each date is a real Airflow DagRun (`dag.test()`: the same code path as `airflow
 recorded in the metadata DB), run in date order. One process pays Airflow's start-up, and the
 imports of dbt and GX, once for a whole backfill instead of once per date. A backfill stops at
 the first failed date: history, transitions and alert cooldowns of later dates build on it.
+
+A DagRun's own state is not trusted alone: Airflow ends a run "success" when it created no task
+(a logical date before the DAG's start_date) or when tasks were skipped. After each DagRun the
+runner checks that every task of the DAG ran and succeeded and that the published snapshot is
+the one this run wrote; otherwise the run fails with one sentence saying what did not happen.
 """
 from __future__ import annotations
 
@@ -11,31 +16,88 @@ import os
 import sys
 import time
 
+VERDICT = "[crmtier] RUN FAILED"  # the CLI shows lines starting with this as the reason of a failure
+
+
+def task_states(dag_id: str, run_id: str) -> dict[str, str | None]:
+    """State of every task instance of one DagRun, from the metadata DB."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(TaskInstance.task_id, TaskInstance.state)
+                               .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)).all()
+    return {task_id: (str(state.value if hasattr(state, "value") else state) if state else None)
+            for task_id, state in rows}
+
+
+def unfinished_work(task_ids: list[str], states: dict[str, str | None], as_of: str, dag_start: str) -> str:
+    """One sentence on what the DagRun did not do, or "" when every task ran and succeeded."""
+    if not any(states.get(t) for t in task_ids):
+        why = f" ({as_of} is before the DAG's start_date {dag_start})" if as_of < dag_start else ""
+        return f"the DagRun as of {as_of} ran no task{why}; nothing was ingested or published."
+    not_done = {t: states.get(t) or ("no state" if t in states else "missing") for t in task_ids
+                if states.get(t) != "success"}
+    if not_done:
+        listed = ", ".join(f"{t}={s}" for t, s in not_done.items())
+        return f"the DagRun as of {as_of} did not run every task to success ({listed})."
+    return ""
+
+
+def published_by_other_run(snapshot_path, as_of: str, run_id: str) -> str:
+    """One sentence if the published snapshot is not the one this run wrote, else ""."""
+    from pathlib import Path
+
+    import duckdb
+
+    if not Path(snapshot_path).exists():
+        return f"the DagRun as of {as_of} published nothing: {snapshot_path} does not exist."
+    con = duckdb.connect(str(snapshot_path), read_only=True)
+    try:
+        published_as_of, published_run, republished_for = con.execute(
+            "select as_of_date::varchar, run_id, history_republished_for::varchar from _snapshot").fetchone()
+    finally:
+        con.close()
+    # an older date than the snapshot's republishes history only (crmtier.publish): that is this run's work
+    if published_run != run_id or as_of not in (published_as_of, republished_for):
+        return (f"the published snapshot is as of {published_as_of} (run {published_run}), not this run's "
+                f"({as_of}, run {run_id}): the DagRun did not publish.")
+    return ""
+
 
 def run_dates(dates: list[str]) -> int:
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
 
     from crmtier.airflow_setup import EMBEDDED_ENV
-    from crmtier.paths import DAGS_DIR
+    from crmtier.paths import DAGS_DIR, get_paths
 
     os.environ[EMBEDDED_ENV] = "1"  # this process orders the dates (crmtier.airflow_setup.runs_in_scheduler)
     bag = DagBag(dag_folder=str(DAGS_DIR))
     if bag.import_errors:
-        print(f"[crmtier] DAG import errors: {bag.import_errors}", flush=True)
+        print(f"{VERDICT}: the DAG does not import: {bag.import_errors}", flush=True)
         return 2
     dag = bag.dags["crm_pipeline"]
     from crmtier.airflow_setup import ensure_pool
 
     ensure_pool()  # the DAG's tasks run in the one-slot warehouse pool
+    dag_start = dag.start_date.date().isoformat()
     for as_of in dates:
         started = time.monotonic()
         print(f"[crmtier] === as of {as_of}: DagRun starting", flush=True)
         run = dag.test(logical_date=pendulum.parse(as_of, tz="UTC"))
-        state = str(getattr(run, "state", "unknown"))
-        print(f"[crmtier] === as of {as_of}: DagRun {state} in {time.monotonic() - started:.1f}s", flush=True)
-        if "success" not in state:
+        state = str(getattr(run.state, "value", run.state))
+        problem = unfinished_work(list(dag.task_ids), task_states(dag.dag_id, run.run_id), as_of, dag_start)
+        if not problem and state != "success":
+            problem = f"the DagRun as of {as_of} ended in state {state}."
+        if not problem:
+            problem = published_by_other_run(get_paths().publish, as_of, run.run_id)
+        if problem:
+            print(f"{VERDICT}: {problem}", flush=True)
             return 1
+        print(f"[crmtier] === as of {as_of}: DagRun success, every task ran, snapshot published "
+              f"({time.monotonic() - started:.1f}s)", flush=True)
     return 0
 
 

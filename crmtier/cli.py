@@ -10,6 +10,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from crmtier.airflow_runner import VERDICT
 from crmtier.paths import DAGS_DIR, get_paths
 
 DAG_ID = "crm_pipeline"
@@ -108,6 +109,7 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
         print(f"[crmtier] run {DAG_ID} as of {', '.join(dates) if len(dates) < 4 else as_of.replace('_', ' to ')}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
               f"full log {log_file}", flush=True)
     seen = set()
+    verdicts: list[str] = []  # the runner's one-sentence reason when a DagRun did not do its work
     with log_file.open("w") as out:
         # the child shares the locks' descriptors: they are held while any process of the run lives
         proc = subprocess.Popen([sys.executable, "-m", "crmtier.airflow_runner", *dates], env=env,
@@ -116,6 +118,9 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
+            if line.startswith(VERDICT):
+                verdicts.append(line.strip())
+                continue  # shown once, with the failure
             match = PROGRESS.search(line)
             if match and not quiet:
                 message = match.group(1).strip()
@@ -124,16 +129,32 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
                     print(f"  {message}", flush=True)
         code = proc.wait()
     failed = _failure_lines(log_file)
-    if code != 0 or failed:
+    summary, wrong_snapshot = _published_summary(paths.publish, dates[-1]) if code == 0 else (None, "")
+    if code != 0 or failed or wrong_snapshot:
         print(f"[crmtier] run FAILED after {time.monotonic() - started:.0f}s; see {log_file}", file=sys.stderr)
-        for line in failed[:40]:
+        for line in [*verdicts, *([f"{VERDICT}: {wrong_snapshot}"] if wrong_snapshot else []), *failed][:40]:
             print(f"  {line}", file=sys.stderr)
         return code or 1
     if not quiet:
-        from crmtier.pipeline import format_summary, summarize
-        print(format_summary(summarize(paths.publish)))
+        from crmtier.pipeline import format_summary
+        print(format_summary(summary))
         print(f"[crmtier] run succeeded in {time.monotonic() - started:.1f}s", flush=True)
     return 0
+
+
+def _published_summary(snapshot: Path, as_of: str) -> tuple[dict | None, str]:
+    """The summary of the snapshot this run published, or a sentence saying why there is none."""
+    from crmtier.pipeline import summarize
+
+    if not snapshot.exists():
+        return None, f"nothing was published: {snapshot} does not exist."
+    summary = summarize(snapshot)
+    if as_of == summary["history_republished_for"]:
+        print(f"[crmtier] {as_of} is older than the published snapshot: history was republished for it; "
+              f"the current tables stay as of {summary['as_of_date']}", flush=True)
+    elif summary["as_of_date"] != as_of:
+        return None, f"the published snapshot is as of {summary['as_of_date']}, not {as_of}: this run did not publish."
+    return summary, ""
 
 
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT")
@@ -179,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--to", dest="date_to", type=date.fromisoformat, help="backfill: last as-of date")
     run.add_argument("--wait", action="store_true", help="wait for another run holding this home instead of exiting")
 
+    retract = sub.add_parser("retract", help="take a loaded file's rows out of the warehouse (raw.load_log "
+                                             "keeps the record); the next run rebuilds staging without them")
+    retract.add_argument("load_id", help="the load id, as in the run's ingest report or raw.load_log")
+    retract.add_argument("--reason", default="", help="why (kept in raw.load_log.message)")
+
     summ = sub.add_parser("summary", help="print tier and status counts of the published snapshot")
     summ.add_argument("--snapshot", type=Path, default=None)
 
@@ -211,11 +237,31 @@ def main(argv: list[str] | None = None) -> int:
             return run_dag([(args.date_from + timedelta(days=i)).isoformat() for i in range(days + 1)], args.landing,
                            wait=args.wait)
         parser.error("run takes --as-of DATE, or --from DATE --to DATE (from <= to)")
+    if args.command == "retract":
+        return _retract(args)
     if args.command == "summary":
         from crmtier.pipeline import format_summary, summarize
         print(format_summary(summarize(args.snapshot or get_paths().publish)))
         return 0
     return 2
+
+
+def _retract(args) -> int:
+    from crmtier.ingest import retract_load
+
+    warehouse = get_paths().warehouse
+    if not warehouse.exists():
+        print(f"[crmtier] retract FAILED: no warehouse at {warehouse}", file=sys.stderr)
+        return 1
+    try:
+        done = retract_load(warehouse, args.load_id, args.reason)
+    except ValueError as exc:
+        print(f"[crmtier] retract FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"[crmtier] retracted load {done['load_id']} ({done['entity']}/{done['file_name']}): "
+          f"{done['rows_removed']:,} rows and {done['quarantine_rows_removed']:,} quarantined rows removed from raw; "
+          "the same file is not read again; the next run rebuilds staging without them")
+    return 0
 
 
 def _generate(args) -> int:

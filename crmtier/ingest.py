@@ -1,38 +1,82 @@
 """Landing folder -> raw tables in the DuckDB warehouse.
 
 Every file is one transaction: its valid rows go to `raw.<entity>`, its bad rows to
-`raw.quarantine` with a reason, and one row to `raw.load_log` with the counts, so that
-`rows_in = rows_loaded + rows_quarantined` can be checked by the raw gate.  A file is
-identified by the hash of its bytes: the same file delivered twice (even renamed) loads once.
-A file with a file-level problem is rejected whole and stays rejected on every run until it
-is removed or fixed, so the run keeps stopping at the raw gate with the reason.
+`raw.quarantine` with a reason code and a detail, and one row to `raw.load_log` with the
+counts. `rows_in` is the file's record count taken independently of the loading reader, so
+`rows_in = rows_loaded + rows_quarantined` is a real check (a file that does not reconcile is
+rejected, never loaded half-read).
+
+A file is identified by (source, entity, hash of its bytes), hashed on every run (never
+skipped on name, size or time alone): the same file delivered twice, even renamed, loads once.
+A file with a file-level problem, or in a place no source/entity reads, is rejected whole and
+stays rejected on every run until it is removed or fixed, so the run keeps stopping at the raw
+gate with the reason.
+
+Landing protocol (README "Landing files"): a file is read once it is complete, i.e. when a
+`<file>.done` marker exists next to it, or (unless markers are required) once its size and
+modification time have not changed for `CRMTIER_LANDING_SETTLE_SECONDS`. A file still being
+written is reported as waiting and read on a later run. A later, longer version of a file
+(same name, the old bytes are its beginning) replaces the partial load.
 """
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import io
 import json
 import logging
 import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 
 from crmtier import load_settings
-from crmtier.layout import AMOUNT_DECIMALS, AMOUNT_PATTERN, COLUMNS, ENTITIES, EVENT_TYPES, ORDER_STATUSES, REQUIRED
+from crmtier.layout import (AMOUNT_DECIMALS, AMOUNT_PATTERN, COLUMNS, EARLIEST_DATE, ENTITIES, EVENT_TYPES,
+                            ORDER_STATUSES, REQUIRED)
 
 log = logging.getLogger(__name__)
 
-DATA_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx"}
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".csv.gz", ".tsv.gz", ".txt.gz")
+DONE_SUFFIX = ".done"  # landing protocol: `<file>.done` says `<file>` is complete
 META_DDL = """
     _source varchar, _file_name varchar, _file_hash varchar, _row_number bigint,
     _load_id varchar, _load_seq bigint, _exported_at timestamp, _extra varchar
 """
+TIMESTAMP_COLUMNS = {"customers": ("created_at",), "orders": ("order_time",), "events": ("event_time",)}
+MAX_HEADER_BYTES = 16 << 20  # a header longer than this is not a header
 
 
 class FileRejected(Exception):
     """A file-level problem: nothing of the file is loaded."""
+
+
+class FileChanged(Exception):
+    """The file changed while it was read (still being written): nothing is loaded this run."""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    settle_seconds: float = 2.0  # a file unchanged this long is complete (landing protocol)
+    require_done: bool = False  # read a file only when its `.done` marker exists
+    earliest_date: str = EARLIEST_DATE  # timestamps before this are impossible dates
+    max_days_after_export: int = 1  # ...and so are timestamps after the export date + this
+
+    @classmethod
+    def from_env(cls) -> "IngestSettings":
+        from crmtier.gates import load_gates  # the staging gate's bound: one definition
+
+        thresholds = load_gates().get("thresholds") or {}
+        return cls(settle_seconds=float(os.environ.get("CRMTIER_LANDING_SETTLE_SECONDS", cls.settle_seconds)),
+                   require_done=os.environ.get("CRMTIER_LANDING_REQUIRE_DONE", "").lower() in ("1", "true", "yes"),
+                   earliest_date=os.environ.get("CRMTIER_EARLIEST_DATE", EARLIEST_DATE),
+                   max_days_after_export=int(thresholds.get("max_days_after_export", cls.max_days_after_export)))
 
 
 @dataclass
@@ -51,19 +95,32 @@ class FileOutcome:
 
 
 @dataclass
+class NotRead:
+    """A file in the landing folder this run did not read, and why."""
+    path: str
+    status: str  # waiting | retracted
+    reason: str
+
+
+@dataclass
 class IngestReport:
     files: list[FileOutcome] = field(default_factory=list)
+    not_read: list[NotRead] = field(default_factory=list)
+    unchanged: int = 0  # files loaded by an earlier run, still in the landing folder
 
     @property
     def load_ids(self) -> list[str]:
-        return [f.load_id for f in self.files if f.status in ("loaded", "rejected")]
+        return [f.load_id for f in self.files]
 
     def summary(self) -> str:
-        if not self.files:
-            return "no new files in the landing folder"
         lines = [f"{f.status:14s} {f.source}/{f.entity}/{f.file_name}: in={f.rows_in} "
                  f"loaded={f.rows_loaded} quarantined={f.rows_quarantined} {f.message}".rstrip()
                  for f in self.files]
+        lines += [f"not read ({n.status}) {n.path}: {n.reason}" for n in self.not_read]
+        if not self.files:
+            lines.insert(0, "no new files in the landing folder")
+        if self.unchanged:
+            lines.append(f"{self.unchanged} file(s) loaded by earlier runs, unchanged")
         return "\n".join(lines)
 
 
@@ -75,7 +132,14 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         create table if not exists raw.quarantine (
             _load_id varchar, _source varchar, entity varchar, _file_name varchar,
-            _row_number bigint, reason varchar, raw_values varchar)""")
+            _row_number bigint, reason varchar, raw_values varchar, detail varchar)""")
+    if "detail" not in {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw' "
+            "and table_name = 'quarantine'").fetchall()}:
+        # warehouses from before the split kept `code: detail` in reason
+        con.execute("alter table raw.quarantine add column detail varchar")
+        con.execute("""update raw.quarantine set detail = trim(substr(reason, strpos(reason, ':') + 1)),
+                              reason = split_part(reason, ':', 1) where strpos(reason, ':') > 0""")
     con.execute("""
         create table if not exists raw.load_log (
             load_id varchar primary key, load_seq bigint, source varchar, entity varchar,
@@ -84,58 +148,162 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             extra_columns varchar)""")
     con.execute("alter table raw.load_log add column if not exists file_size bigint")
     load_settings.ensure_table(con)
+    con.execute("alter table raw.load_log add column if not exists retracted_at timestamp")
 
 
 def file_hash(path: Path) -> str:
+    """SHA-256 of the file's content (decompressed for `.gz`)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with _open_bytes(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def discover(landing: Path) -> list[tuple[str, str, Path]]:
-    """(source, entity, path) for every data file, entities in dependency order."""
-    found = []
-    for entity in ENTITIES:
-        for path in sorted(landing.glob(f"*/{entity}/*")):
-            if path.is_file() and path.suffix.lower() in DATA_SUFFIXES and not path.name.startswith("."):
-                found.append((path.parent.parent.name, entity, path))
-    return found
+def _prefix_hash(path: Path, size: int) -> str:
+    """SHA-256 of the first `size` bytes of the content: is an older, shorter load this file's beginning?"""
+    digest = hashlib.sha256()
+    left = size
+    with _open_bytes(path) as fh:
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 22))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest() if left == 0 else ""
 
 
-def ingest_landing(db_path: str | Path, landing: str | Path) -> IngestReport:
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _content_size(path: Path) -> int:
+    if not path.name.lower().endswith(".gz"):
+        return path.stat().st_size
+    with gzip.open(path, "rb") as fh:
+        return sum(len(chunk) for chunk in iter(lambda: fh.read(1 << 22), b""))
+
+
+def known_sources() -> list[str]:
+    from crmtier.mappings import list_sources
+
+    return sorted({"generic", *list_sources()})
+
+
+def discover(landing: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[str, str, Path, str]]]:
+    """Every file of the landing folder: (source, entity, path) to read, entities in dependency
+    order, and (source, entity, path, why) for files in a place or of a type no source reads.
+    Hidden files and `.done` markers are the landing protocol's own and are not data."""
+    sources = known_sources()
+    readable, misplaced = [], []
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        rel = path.relative_to(landing)
+        if any(part.startswith(".") for part in rel.parts) or path.name.endswith(DONE_SUFFIX):
+            continue
+        source = rel.parts[0] if len(rel.parts) > 1 else "(landing)"
+        entity = rel.parts[1] if len(rel.parts) > 2 else "(none)"
+        if len(rel.parts) != 3:
+            misplaced.append((source, entity, path, f"{rel} is not in <source>/<entity>/: files are read from "
+                                                    f"<landing>/<source>/<entity>/<file>, e.g. generic/orders/export.csv"))
+        elif source not in sources:
+            misplaced.append((source, entity, path, f"unknown source folder {source!r}: known sources are "
+                                                    f"{', '.join(sources)} (a mapping file <source>.yaml adds one)"))
+        elif entity not in ENTITIES:
+            misplaced.append((source, entity, path, f"unknown entity folder {source}/{entity}/: entities are "
+                                                    f"{', '.join(ENTITIES)}"))
+        elif not path.name.lower().endswith(DATA_SUFFIXES):
+            misplaced.append((source, entity, path, f"{path.name}: not a data file type that is read "
+                                                    f"({', '.join(DATA_SUFFIXES)})"))
+        else:
+            readable.append((source, entity, path))
+    readable.sort(key=lambda item: ENTITIES.index(item[1]))  # customers before orders/events (name lookups)
+    return readable, misplaced
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def complete_files(candidates: list[tuple[str, str, Path]], settings: IngestSettings,
+                   report: IngestReport, landing: Path) -> list[tuple[str, str, Path, tuple[int, int]]]:
+    """The landing protocol: files with a `.done` marker, else files whose size and time stayed the
+    same for `settle_seconds` (waiting once for the youngest). Others are reported as waiting."""
+    ready, young = [], []
+    now = time.time()
+    for source, entity, path in candidates:
+        stat = _stat(path)
+        if path.with_name(path.name + DONE_SUFFIX).exists():
+            ready.append((source, entity, path, stat))
+        elif settings.require_done:
+            report.not_read.append(NotRead(str(path.relative_to(landing)), "waiting",
+                                           f"no {path.name}{DONE_SUFFIX} marker yet (markers are required)"))
+        elif now - stat[1] / 1e9 >= settings.settle_seconds:
+            ready.append((source, entity, path, stat))
+        else:
+            young.append((source, entity, path, stat))
+    if young:
+        newest = max(stat[1] for *_, stat in young) / 1e9
+        time.sleep(max(0.0, min(settings.settle_seconds, newest + settings.settle_seconds - time.time())))
+        for source, entity, path, stat in young:
+            if path.exists() and _stat(path) == stat:
+                ready.append((source, entity, path, stat))
+            else:
+                report.not_read.append(NotRead(str(path.relative_to(landing)), "waiting",
+                                               f"still being written (changed within {settings.settle_seconds:g}s)"))
+    ready.sort(key=lambda item: (ENTITIES.index(item[1]), str(item[2])))
+    return ready
+
+
+def ingest_landing(db_path: str | Path, landing: str | Path, settings: IngestSettings | None = None) -> IngestReport:
     landing = Path(landing)
     if not landing.is_dir():
         raise FileNotFoundError(f"landing folder {landing} does not exist")
+    settings = settings or IngestSettings.from_env()
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     report = IngestReport()
+    candidates, misplaced = discover(landing)
     con = duckdb.connect(str(db_path))
     try:
         con.execute("set enable_progress_bar = false")  # no bar spam in task logs
         ensure_raw_schema(con)
-        loaded = {row[0]: row[1] for row in con.execute(
-            "select file_hash, file_name from raw.load_log where status = 'loaded'").fetchall()}
-        unchanged = {tuple(row) for row in con.execute(
-            "select source, entity, file_name, file_size, exported_at from raw.load_log where status = 'loaded'"
-        ).fetchall()}
-        seen_this_run: set[str] = set()
-        for source, entity, path in discover(landing):
-            if (source, entity, path.name, path.stat().st_size, _mtime(path)) in unchanged:
-                continue  # loaded before and untouched since: no need to hash it again
+        for source, entity, path, why in misplaced:
             digest = file_hash(path)
+            outcome = FileOutcome(source, entity, str(path.relative_to(landing)), digest,
+                                  f"{source}-{entity}-{digest[:16]}", "rejected", message=why)
+            _log_rejection(con, outcome, _mtime(path))
+            report.files.append(outcome)
+        known = {}
+        for row in con.execute("""select source, entity, file_hash, status, file_name, load_id from raw.load_log
+                                  where status in ('loaded', 'retracted', 'superseded') order by load_seq""").fetchall():
+            known[row[:3]] = row[3:]
+        seen_this_run: set[tuple[str, str, str]] = set()
+        for source, entity, path, stat in complete_files(candidates, settings, report, landing):
+            digest = file_hash(path)
+            key = (source, entity, digest)
             load_id = f"{source}-{entity}-{digest[:16]}"
-            if digest in loaded or digest in seen_this_run:
-                original = loaded.get(digest)
-                if original is not None and original == path.name:
-                    continue  # an old file still in the landing folder: nothing new
+            status, original, earlier_id = known.get(key, (None, None, None))
+            if status in ("retracted", "superseded"):
+                report.not_read.append(NotRead(str(path.relative_to(landing)), status,
+                                               f"same content as {status} load {earlier_id}; not read again"))
+                continue
+            if status == "loaded" and original == path.name:
+                report.unchanged += 1  # an old file still in the landing folder: nothing new
+                continue
+            if status == "loaded" or key in seen_this_run:
                 outcome = FileOutcome(source, entity, path.name, digest, load_id, "duplicate_file",
-                                      message=f"same bytes as already loaded {original or 'file'}; skipped")
+                                      message=f"same content as already loaded {original or 'file'} "
+                                              f"({source}/{entity}); skipped")
                 _log_duplicate(con, outcome)
                 report.files.append(outcome)
                 continue
-            seen_this_run.add(digest)
-            outcome = _load_file(con, source, entity, path, digest, load_id)
+            seen_this_run.add(key)
+            try:
+                outcome = _load_file(con, source, entity, path, digest, load_id, stat, settings)
+            except FileChanged as exc:
+                report.not_read.append(NotRead(str(path.relative_to(landing)), "waiting", str(exc)))
+                continue
             report.files.append(outcome)
             if outcome.status == "loaded" and entity == "orders" and source != "generic":
                 from crmtier.derived_customers import derive_customers  # orders-only exports
@@ -154,10 +322,18 @@ def _log_duplicate(con, outcome: FileOutcome) -> None:
     _insert_log(con, outcome, None, [])
 
 
-def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: str) -> FileOutcome:
+def _log_rejection(con, outcome: FileOutcome, exported_at) -> None:
+    con.execute("begin transaction")
+    con.execute("delete from raw.load_log where load_id = ?", [outcome.load_id])
+    _insert_log(con, outcome, exported_at, [])
+    con.execute("commit")
+
+
+def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: str, stat: tuple[int, int],
+               settings: IngestSettings) -> FileOutcome:
     outcome = FileOutcome(source, entity, path.name, digest, load_id, "loaded")
     exported_at = _mtime(path)
-    outcome.file_size = path.stat().st_size
+    outcome.file_size = _content_size(path)
     con.execute("begin transaction")
     try:
         # A rejected file is retried on every run (it may have been fixed in place).
@@ -165,34 +341,94 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
         con.execute("drop view if exists _incoming")
         con.execute("drop table if exists _vendor_quarantine")
         money = {}  # order lines and credit notes: declared by a vendor mapping only
-        generic_csv = source == "generic" and path.suffix.lower() == ".csv"
-        if generic_csv:
-            extra = _stage_generic_csv(con, entity, path)
-        else:
-            extra = _stage_vendor_file(con, source, entity, path)
-            from crmtier.vendor import money_rules
-            money = money_rules(source, entity)
-        rows_in, loaded, quarantined = _split_valid(con, entity, source, path.name, digest, load_id,
-                                                    exported_at, **money)
+        with _readable_copy(path) as readable:
+            generic_csv = source == "generic" and readable.suffix.lower() == ".csv"
+            if generic_csv:
+                extra, rows_in = _stage_generic_csv(con, entity, readable, path.name)
+            else:
+                extra, rows_in = _stage_vendor_file(con, source, entity, readable)
+                from crmtier.vendor import money_rules
+                money = money_rules(source, entity)
+        loaded, quarantined = _split_valid(con, entity, source, path.name, digest, load_id, exported_at, settings,
+                                           **money)
+        if loaded + quarantined != rows_in:
+            raise FileRejected(f"{path.name}: {rows_in} records in the file but {loaded + quarantined} rows read "
+                               f"({loaded} loaded + {quarantined} quarantined); not loaded")
         outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined = rows_in, loaded, quarantined
         if extra:
             outcome.message = f"extra columns kept in _extra: {', '.join(extra)}"
+        if _stat(path) != stat:
+            raise FileChanged(f"changed while it was read (still being written); read on a later run")
         _insert_log(con, outcome, exported_at, extra)
         # time zone and id matching staging applies to this load (vendor files are already UTC)
         load_settings.record(con, load_id, source, entity, converted_to_utc=not generic_csv)
+        replaced = _supersede_partial_loads(con, source, entity, path, load_id)
+        if replaced:
+            outcome.message = "; ".join(filter(None, [outcome.message, f"replaces partial load(s) {', '.join(replaced)}"]))
+            con.execute("update raw.load_log set message = ? where load_id = ?", [outcome.message, load_id])
         con.execute("commit")
     except FileRejected as exc:
         con.execute("rollback")
         outcome.status, outcome.message = "rejected", str(exc)
         outcome.rows_in = outcome.rows_loaded = outcome.rows_quarantined = 0
-        con.execute("begin transaction")
-        con.execute("delete from raw.load_log where load_id = ?", [load_id])
-        _insert_log(con, outcome, exported_at, [])
-        con.execute("commit")
+        _log_rejection(con, outcome, exported_at)
     except Exception:
         con.execute("rollback")
         raise
     return outcome
+
+
+def _supersede_partial_loads(con, source: str, entity: str, path: Path, new_load_id: str) -> list[str]:
+    """Earlier loads of the same file name whose content is this file's beginning were partial
+    (read while being written): their rows leave raw, the load is marked `superseded`."""
+    earlier = con.execute("""select load_id, file_hash, file_size from raw.load_log
+                             where source = ? and entity = ? and file_name = ? and status = 'loaded'
+                               and load_id <> ? and file_size is not null""",
+                          [source, entity, path.name, new_load_id]).fetchall()
+    replaced = []
+    for load_id, old_hash, old_size in earlier:
+        if old_size < _content_size(path) and _prefix_hash(path, old_size) == old_hash:
+            _remove_load(con, load_id, entity, "superseded", f"partial: replaced by the longer version {new_load_id}")
+            replaced.append(load_id)
+    return replaced
+
+
+def _remove_load(con, load_id: str, entity: str, status: str, message: str) -> tuple[int, int]:
+    """Take a load's rows out of raw (rows and quarantine) and mark it in the load log; staging
+    tables are dropped so the next run rebuilds them from raw without the rows."""
+    rows = con.execute(f"delete from raw.{entity} where _load_id = ?", [load_id]).fetchone()[0]
+    bad = con.execute("delete from raw.quarantine where _load_id = ?", [load_id]).fetchone()[0]
+    con.execute("""update raw.load_log set status = ?, message = ?, retracted_at = now()::timestamp
+                   where load_id = ?""", [status, message, load_id])
+    for schema, name, kind in con.execute(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_schema = 'staging'").fetchall():
+        con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {schema}.{_quote_ident(name)}")
+    return rows, bad
+
+
+def retract_load(db_path: str | Path, load_id: str, note: str = "") -> dict:
+    """`crmtier retract LOAD_ID`: remove a loaded file's rows from raw, record it in raw.load_log
+    (status `retracted`), and make the next run rebuild staging without them. The same content is
+    not read again, even if the file stays in the landing folder."""
+    con = duckdb.connect(str(db_path))
+    try:
+        ensure_raw_schema(con)
+        row = con.execute("select entity, status, file_name from raw.load_log where load_id = ?", [load_id]).fetchone()
+        if row is None:
+            raise ValueError(f"no load {load_id!r} in raw.load_log (see the run's ingest report for load ids)")
+        entity, status, file_name = row
+        if status != "loaded":
+            raise ValueError(f"load {load_id} ({file_name}) has status {status!r}: only a loaded file can be retracted")
+        con.execute("begin transaction")
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        rows, bad = _remove_load(con, load_id, entity, "retracted",
+                                 f"retracted {stamp}" + (f": {note}" if note else ""))
+        con.execute("commit")
+    finally:
+        con.close()
+    return {"load_id": load_id, "file_name": file_name, "entity": entity, "rows_removed": rows,
+            "quarantine_rows_removed": bad}
 
 
 def _mtime(path: Path) -> datetime:
@@ -215,22 +451,108 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _read_header(path: Path) -> list[str]:
+@contextmanager
+def _readable_copy(path: Path):
+    """The file as the readers take it: `.gz` decompressed, and mixed line endings (`\\n`,
+    `\\r\\n` and a lone `\\r` in one file, which DuckDB's CSV reader refuses) made `\\n`; in a
+    temporary folder, under the original name (without `.gz`). Unchanged files are read in place."""
+    gz = path.name.lower().endswith(".gz")
+    mixed = _has_mixed_line_endings(path) if not path.suffix.lower() == ".xlsx" else False
+    if not gz and not mixed:
+        yield path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="crmtier-ingest-"))
+    try:
+        target = folder / (path.name[:-3] if gz else path.name)
+        with _open_bytes(path) as src, target.open("wb") as dst:
+            if mixed:
+                dst.write(_normalise_line_endings(src.read()))
+            else:
+                shutil.copyfileobj(src, dst, 1 << 22)
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _has_mixed_line_endings(path: Path) -> bool:
+    """True when the file has a lone `\\r`, or both `\\n` and `\\r\\n` line ends (UTF-16 files,
+    whose line ends are two bytes, are left to the vendor reader)."""
+    lf = crlf = cr = 0
+    previous = b""
+    with _open_bytes(path) as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            if not previous and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                return False
+            lf += chunk.count(b"\n")
+            if previous == b"\r" or b"\r" in chunk:
+                cr += chunk.count(b"\r")
+                crlf += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
+            previous = chunk[-1:]
+    return cr != crlf or (crlf > 0 and lf != crlf)
+
+
+def _normalise_line_endings(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def count_records(path: Path) -> int:
+    """Data records of a CSV file (the header excluded), counted apart from the loading reader:
+    line ends outside quotes, less blank lines (DuckDB skips them), plus a last record without a
+    line end. The quote state is carried across chunks (`""` inside quotes toggles it twice)."""
+    import numpy as np
+
+    lines = blank = 0
+    inside = 0
+    before = b"\n"  # what precedes the chunk outside quotes: a blank first line is blank
+    last_byte = b""
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            data = np.frombuffer(before + chunk, dtype=np.uint8)  # `before` holds no quote
+            quotes = np.flatnonzero(data == 34)
+            ends = np.flatnonzero(data == 10)
+            ends = ends[(np.searchsorted(quotes, ends) + inside) % 2 == 0]  # line ends outside quotes
+            new = ends[ends >= len(before)]
+            lines += len(new)
+            gap = np.diff(ends)
+            blank_end = (gap == 1) | ((gap == 2) & (data[ends[1:] - 1] == 13))
+            blank += int(blank_end.sum())  # gaps end at new line ends only: `before` has one at most
+            inside = (inside + len(quotes)) % 2
+            tail = chunk[-2:]
+            before = b"x" if inside else (b"\n" if tail.endswith(b"\n") else b"\n\r" if tail == b"\n\r" else b"x")
+            last_byte = chunk[-1:]
+    records = lines - blank + (1 if last_byte not in (b"\n", b"") else 0)
+    return max(records - 1, 0)
+
+
+def read_header(path: Path, display_name: str) -> list[str]:
+    """The header record parsed as CSV (quotes, commas inside quotes), any length."""
     with path.open("rb") as fh:
         head = fh.read(1 << 16)
+        while b"\n" not in head and len(head) < MAX_HEADER_BYTES:
+            more = fh.read(1 << 20)
+            if not more:
+                break
+            head += more
+    if not head.strip():
+        return []
     try:
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        # The 64 KiB cut may split a character: only the last 3 bytes may fail.
+        # the cut may split a character: only the last 3 bytes may fail
         if exc.start < len(head) - 3:
-            raise FileRejected(f"{path.name}: the generic layout must be UTF-8 (byte {exc.start} is not); "
+            raise FileRejected(f"{display_name}: the generic layout must be UTF-8 (byte {exc.start} is not); "
                                "put the file under a vendor source folder to have its encoding detected") from exc
         text = head[:exc.start].decode("utf-8-sig")
-    first = text.splitlines()[0] if text.strip() else ""
-    return [h.strip().strip('"').strip() for h in first.split(",")] if first else []
+    if "\n" not in text and len(head) >= MAX_HEADER_BYTES:
+        raise FileRejected(f"{display_name}: no line end in the first {MAX_HEADER_BYTES >> 20} MiB: not a CSV header")
+    try:
+        record = next(csv.reader(io.StringIO(text, newline="")))
+    except (csv.Error, StopIteration) as exc:
+        raise FileRejected(f"{display_name}: the header line is not valid CSV ({exc})") from exc
+    return [h.strip() for h in record]
 
 
-def _check_truncated(path: Path) -> None:
+def _check_truncated(path: Path, display_name: str) -> None:
     with path.open("rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
@@ -238,25 +560,42 @@ def _check_truncated(path: Path) -> None:
         tail = fh.read()
     last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
     if last.count(b'"') % 2 == 1:
-        raise FileRejected(f"{path.name}: the last line has an unterminated quote (truncated file?): "
+        raise FileRejected(f"{display_name}: the last line has an unterminated quote (truncated file?): "
                            f"{last[:80].decode('utf-8', 'replace')!r}")
 
 
-def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
-    """Read a generic-layout CSV with DuckDB into temp table `_incoming` (all text)."""
-    header = _read_header(path)
+def _check_header(header: list[str], entity: str, display_name: str) -> None:
     if not header or header == [""]:
-        raise FileRejected(f"{path.name}: empty file (no header) for generic/{entity}")
+        raise FileRejected(f"{display_name}: empty file (no header) for generic/{entity}")
     if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-        raise FileRejected(f"{path.name}: one column only ({header[0][:60]!r}); the generic layout is "
+        raise FileRejected(f"{display_name}: one column only ({header[0][:60]!r}); the generic layout is "
                            "comma-separated")
+    duplicates = sorted({h for h in header if header.count(h) > 1}) if len(header) < 2000 else \
+        sorted({h for h, n in _counts(header).items() if n > 1})
+    if duplicates:
+        shown = ", ".join(repr(h) for h in duplicates[:10]) + (" ..." if len(duplicates) > 10 else "")
+        raise FileRejected(f"{display_name}: the header ({len(header)} columns) repeats column name(s) {shown}")
     missing = [c for c in REQUIRED[entity] if c not in header]
     if missing:
-        raise FileRejected(f"{path.name}: required column(s) {', '.join(missing)} missing for generic/{entity}; "
-                           f"expected header: {', '.join(COLUMNS[entity])}")
-    if len(set(header)) != len(header):
-        raise FileRejected(f"{path.name}: duplicate column names in header")
-    _check_truncated(path)
+        found = ", ".join(header[:8]) + (f", ... ({len(header)} columns)" if len(header) > 8 else "")
+        raise FileRejected(f"{display_name}: required column(s) {', '.join(missing)} missing for generic/{entity} "
+                           f"(header: {found}); expected header: {', '.join(COLUMNS[entity])}")
+
+
+def _counts(items: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def _stage_generic_csv(con, entity: str, path: Path, display_name: str) -> tuple[list[str], int]:
+    """Read a generic-layout CSV with DuckDB into temp view `_incoming` (all text); return the extra
+    columns and the file's record count (counted apart from DuckDB)."""
+    header = read_header(path, display_name)
+    _check_header(header, entity, display_name)
+    _check_truncated(path, display_name)
+    records = count_records(path)
     columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
     present = [c for c in COLUMNS[entity] if c in header]
     extra = [h for h in header if h not in COLUMNS[entity]]
@@ -275,14 +614,18 @@ def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
     # (inside a transaction rowids start at an offset: number relative to the first)
     con.execute("""create temp view _incoming as
                    select rowid - (select min(rowid) from _read) + 1 as _row_number, * from _read""")
-    rejects = con.execute("select line, error_type, csv_line from _rejects order by line").fetchall()
+    # DuckDB may report several errors for one line (a cut line: missing columns, found 3, 4, 5):
+    # one quarantine row per line, its errors in the detail.
+    rejects = con.execute("""select line, string_agg(distinct lower(error_type), ', ' order by lower(error_type)),
+                                    first(csv_line), first(error_message)
+                             from _rejects group by line order by line""").fetchall()
     con.execute("create temp table _vendor_quarantine (_row_number bigint, reason varchar, raw_values varchar)")
     if rejects:
         # Malformed lines were set aside by DuckDB: renumber the good rows by their real position.
-        reject_rows = sorted({int(line) - 1 for line, _, _ in rejects})
+        reject_rows = [int(line) - 1 for line, *_ in rejects]
         con.executemany("insert into _vendor_quarantine values (?, ?, ?)",
-                        [[int(line) - 1, f"malformed_line: {etype.lower()}", json.dumps({"line": csv_line})]
-                         for line, etype, csv_line in rejects])
+                        [[int(line) - 1, f"malformed_line: {etypes} ({message})", json.dumps({"line": csv_line})]
+                         for line, etypes, csv_line, message in rejects])
         total = con.execute("select count(*) from _incoming").fetchone()[0] + len(reject_rows)
         con.execute("create temp table _rejected_rows (n bigint)")
         con.executemany("insert into _rejected_rows values (?)", [[r] for r in reject_rows])
@@ -298,16 +641,18 @@ def _stage_generic_csv(con, entity: str, path: Path) -> list[str]:
         con.execute("create temp view _incoming as select * from _renumbered")
     for table in ("_rejects", "_rejects_scan", "_rejected_rows", "_good_positions"):
         con.execute(f"drop table if exists {table}")
-    return extra
+    return extra, records
 
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
-    """Normalise a vendor export in Python (mapping YAML), then stage it like a generic file."""
+def _stage_vendor_file(con, source: str, entity: str, path: Path) -> tuple[list[str], int]:
+    """Normalise a vendor export in Python (mapping YAML), then stage it like a generic file;
+    the record count is the vendor reader's (checked against the decoded text there)."""
     from crmtier import vendor  # heavy (pandas, calamine): only when a vendor file arrives
+    from crmtier.mappings import MappingError
 
     lookup = None
     if entity in ("orders", "events"):  # exports may name the customer instead of giving its id
@@ -315,7 +660,7 @@ def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
                                 where _source = ?""", [source]).df()
     try:
         normalized = vendor.normalize_file(path, source, entity, customers_lookup=lookup)
-    except vendor.FileRejected as exc:
+    except (vendor.FileRejected, MappingError) as exc:
         raise FileRejected(str(exc)) from exc
     frame = normalized.rows
     for col in COLUMNS[entity]:
@@ -335,7 +680,7 @@ def _stage_vendor_file(con, source: str, entity: str, path: Path) -> list[str]:
                    select cast(_row_number as bigint) as _row_number, cast(reason as varchar) as reason,
                           cast(raw_values as varchar) as raw_values from _vq""")
     con.unregister("_vq")
-    return list(normalized.extra_columns)
+    return list(normalized.extra_columns), int(normalized.rows_in)
 
 
 def _unreadable_timestamp(col: str) -> str:
@@ -349,52 +694,52 @@ def _unreadable_timestamp(col: str) -> str:
             f"or ({has_zone_name} and try_cast({as_written} as timestamptz) is null))")
 
 
-def _reason_sql(entity: str, order_lines: bool = False, credit_notes: bool = False) -> str:
-    """First failing rule of a row as `code: detail`, or null for a valid row."""
+def _rules(entity: str, exported_at: datetime, settings: IngestSettings, order_lines: bool = False,
+           credit_notes: bool = False) -> list[tuple[str, str, str]]:
+    """(condition, reason code, detail expression) per row rule, the first failing one wins."""
     def blank(col: str) -> str:
         return f"nullif(trim({col}), '') is null"
 
     statuses = ", ".join(_sql_str(s) for s in ORDER_STATUSES)
     event_types = ", ".join(_sql_str(s) for s in EVENT_TYPES)
     key = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}[entity]
-    rules = []
-    if entity == "events":
-        rules.append((f"{blank('customer_id')}", "'missing_id: customer_id'"))
-    else:
-        rules.append((blank(key), f"'missing_id: {key}'"))
-    if entity == "customers":
-        rules += [(_unreadable_timestamp("created_at"),
-                   "'unparseable_timestamp: created_at=' || coalesce(created_at, '')")]
+    latest = (exported_at + timedelta(days=settings.max_days_after_export)).strftime("%Y-%m-%d %H:%M:%S")
+    earliest = _sql_str(settings.earliest_date)
+    rules = [(blank("customer_id" if entity == "events" else key), "missing_id",
+              _sql_str("customer_id" if entity == "events" else key))]
     if entity == "orders":
-        rules += [(blank("customer_id"), "'missing_id: customer_id'"),
-                  (_unreadable_timestamp("order_time"),
-                   "'unparseable_timestamp: order_time=' || coalesce(order_time, '')"),
-                  # plain decimals only, at most AMOUNT_DECIMALS places: never 1_000, 1e5, or 1.005 -> 1.01
-                  (f"not regexp_full_match(trim(coalesce(amount, '')), '{AMOUNT_PATTERN}')",
-                   f"'non_numeric_amount: amount=' || coalesce(amount, '') || ' (a plain decimal with at most "
-                   f"{AMOUNT_DECIMALS} decimal places)'"),
+        rules.append((blank("customer_id"), "missing_id", "'customer_id'"))
+    for col in TIMESTAMP_COLUMNS[entity]:
+        # a date has digits: `infinity`, `epoch`, `now` are words DuckDB would take as timestamps
+        parsed = f"(case when regexp_matches({col}, '\\d') then try_cast({col} as timestamp) end)"
+        rules += [(f"not regexp_matches({col}, '\\d') or {_unreadable_timestamp(col)}", "unparseable_timestamp", f"'{col}=' || coalesce({col}, '')"),
+                  (f"{parsed} < {earliest}::timestamp or {parsed} > '{latest}'::timestamp", "impossible_date",
+                   f"'{col}=' || {col} || ' (outside {settings.earliest_date} .. export date + "
+                   f"{settings.max_days_after_export} day(s), {latest[:10]})'")]
+    if entity == "orders":
+        # plain decimals only, at most AMOUNT_DECIMALS places: never 1_000, 1e5, or 1.005 -> 1.01
+        rules += [(f"not regexp_full_match(trim(coalesce(amount, '')), '{AMOUNT_PATTERN}')", "non_numeric_amount",
+                   f"'amount=' || coalesce(amount, '') || ' (a plain decimal with at most {AMOUNT_DECIMALS} "
+                   f"decimal places)'"),
                   ("try_cast(trim(amount) as decimal(18, 4)) < 0"
                    + (" and lower(trim(status)) <> 'refunded'" if credit_notes else ""),
-                   "'negative_amount: amount=' || amount"),
-                  (f"coalesce(lower(trim(status)), '') not in ({statuses})",
-                   "'unknown_status: ' || coalesce(status, '')"),
+                   "negative_amount", "'amount=' || amount"),
+                  (f"coalesce(lower(trim(status)), '') not in ({statuses})", "unknown_status",
+                   "coalesce(status, '')"),
                   ("currency is not null and trim(currency) <> '' and not regexp_full_match(trim(currency), '[A-Za-z]{3}')",
-                   "'unknown_currency: ' || currency")]
+                   "unknown_currency", "currency")]
     if entity == "events":
-        rules += [(_unreadable_timestamp("event_time"),
-                   "'unparseable_timestamp: event_time=' || coalesce(event_time, '')"),
-                  (f"coalesce(lower(trim(event_type)), '') not in ({event_types})",
-                   "'unknown_event_type: ' || coalesce(event_type, '')")]
-    dup_key = key
+        rules.append((f"coalesce(lower(trim(event_type)), '') not in ({event_types})", "unknown_event_type",
+                      "coalesce(event_type, '')"))
     if not order_lines:  # line-level orders repeat the order id by design
         rules.append(("_repeated._first_row is not null and _row_number > _repeated._first_row",
-                      f"'duplicate_id_in_file: ' || {dup_key}"))
-    whens = "\n".join(f"when {cond} then {reason}" for cond, reason in rules)
-    return f"case {whens} else null end"
+                      "duplicate_id_in_file", f"{key} || ' (first in row ' || _repeated._first_row || ')'"))
+    return rules
 
 
 def _split_valid(con, entity: str, source: str, file_name: str, digest: str, load_id: str,
-                 exported_at, order_lines: bool = False, credit_notes: bool = False) -> tuple[int, int, int]:
+                 exported_at, settings: IngestSettings, order_lines: bool = False,
+                 credit_notes: bool = False) -> tuple[int, int]:
     key = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}[entity]
     cols = ", ".join(f"_incoming.{c}" for c in COLUMNS[entity])
     # An id repeated within a file: the first row loads, later ones are quarantined. A hash
@@ -410,25 +755,32 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
         select trim({key}) as _key, min(_row_number) as _first_row
         from _incoming semi join candidate_hashes on hash(trim(_incoming.{key})) = candidate_hashes.h
         group by 1 having count(*) > 1""")
-    reason = _reason_sql(entity, order_lines, credit_notes)
+    rules = _rules(entity, exported_at, settings, order_lines, credit_notes)
+    code = "case " + " ".join(f"when {cond} then {_sql_str(c)}" for cond, c, _ in rules) + " else null end"
+    detail = "case " + " ".join(f"when {cond} then {d}" for cond, _, d in rules) + " else null end"
     source_rows = f"""from _incoming left join _repeated on trim(_incoming.{key}) = _repeated._key"""
     meta = [source, file_name, digest, load_id, exported_at]
     loaded = con.execute(f"""
         insert into raw.{entity}
         select {cols}, ?, ?, ?, _row_number, ?,
                (select coalesce(max(load_seq), 0) + 1 from raw.load_log), ?, _extra
-        {source_rows} where {reason} is null""", meta).fetchone()[0]
+        {source_rows} where {code} is null""", meta).fetchone()[0]
     bad = con.execute(f"""
-        insert into raw.quarantine
-        select ?, ?, ?, ?, _row_number, {reason},
-               to_json(struct_pack({', '.join(f'{c} := _incoming.{c}' for c in COLUMNS[entity])}))
-        {source_rows} where {reason} is not null""", [load_id, source, entity, file_name]).fetchone()[0]
+        insert into raw.quarantine by name
+        select ? as _load_id, ? as _source, ? as entity, ? as _file_name, _row_number, {code} as reason,
+               to_json(struct_pack({', '.join(f'{c} := _incoming.{c}' for c in COLUMNS[entity])})) as raw_values,
+               {detail} as detail
+        {source_rows} where {code} is not null""", [load_id, source, entity, file_name]).fetchone()[0]
+    # vendor and malformed-line reasons arrive as `code: detail` (several joined by "; ")
     vendor_bad = con.execute("""
-        insert into raw.quarantine select ?, ?, ?, ?, _row_number, reason, raw_values from _vendor_quarantine""",
-                             [load_id, source, entity, file_name]).fetchone()[0]
+        insert into raw.quarantine by name
+        select ? as _load_id, ? as _source, ? as entity, ? as _file_name, _row_number,
+               split_part(reason, ':', 1) as reason, raw_values,
+               case when strpos(reason, ':') > 0 then trim(substr(reason, strpos(reason, ':') + 1)) end as detail
+        from _vendor_quarantine""", [load_id, source, entity, file_name]).fetchone()[0]
     con.execute("drop view if exists _incoming")
     for table in ("_read", "_renumbered", "_vendor_quarantine", "_repeated"):
         con.execute(f"drop table if exists {table}")
     if loaded + bad + vendor_bad == 0:
         raise FileRejected(f"{file_name}: empty file (header only, no data rows) for {source}/{entity}")
-    return loaded + bad + vendor_bad, loaded, bad + vendor_bad
+    return loaded, bad + vendor_bad

@@ -31,3 +31,8 @@ EVENT_TYPES = ("web_visit", "page_view", "login", "email_open", "email_click",
 # Metadata columns ingest adds to every raw row.
 META_COLUMNS = ("_source", "_file_name", "_file_hash", "_row_number", "_load_id", "_load_seq",
                 "_exported_at", "_extra")
+
+# The earliest date the pipeline accepts: the DAG's start_date (any as-of date from here on runs;
+# catchup is off, so the scheduler never backfills on its own) and the default lower bound of a
+# plausible timestamp at ingest (older rows are quarantined as impossible dates).
+EARLIEST_DATE = "1900-01-01"

@@ -96,7 +96,10 @@ def timed(stage: str):
 
 @timed("ingest")
 def ingest_step(as_of_date: str) -> list[str]:
+    from dataclasses import asdict
+
     from crmtier.ingest import ingest_landing
+    from crmtier.quarantine_report import write_report
 
     paths = get_paths()
     with writer_step():
@@ -110,16 +113,16 @@ def ingest_step(as_of_date: str) -> list[str]:
     fault_point("ingest")
     for line in report.summary().splitlines():
         progress(f"ingest: {line}")
-    _write_report(as_of_date, "ingest.json", [vars(f) for f in report.files])
+    not_read = [asdict(n) for n in report.not_read]
+    _write_report(as_of_date, "ingest.json", [asdict(f) for f in report.files])
+    _write_report(as_of_date, "not_read.json", not_read)  # files of the landing folder not read, and why
     from crmtier.quarantine_report import reset_warnings
 
     reset_warnings(paths.reports / as_of_date)  # this run's steps write their warnings afresh
-    if report.files:
-        from crmtier.quarantine_report import write_report
-
-        path = write_report(paths.warehouse, report.load_ids, paths.reports / as_of_date, as_of_date)
-        quarantined = sum(f.rows_quarantined for f in report.files)
-        progress(f"ingest: {quarantined:,} rows quarantined; quarantine report: {path}")
+    path = write_report(paths.warehouse, report.load_ids, paths.reports / as_of_date, as_of_date, not_read)
+    quarantined = sum(f.rows_quarantined for f in report.files)
+    progress(f"ingest: {quarantined:,} rows quarantined, {len(report.not_read)} file(s) not read; "
+             f"quarantine report: {path}")
     return report.load_ids
 
 
@@ -294,12 +297,13 @@ def summarize(snapshot: str | Path) -> dict:
 
     con = duckdb.connect(str(snapshot), read_only=True)
     try:
-        as_of = str(con.execute("select as_of_date from _snapshot").fetchone()[0])
+        as_of, republished_for = con.execute(
+            "select as_of_date::varchar, history_republished_for::varchar from _snapshot").fetchone()
         tiers = dict(con.execute("select tier, count(*) from customer_tiers group by 1 order by 1").fetchall())
         status = dict(con.execute("select status, count(*) from customer_status group by 1 order by 1").fetchall())
     finally:
         con.close()
-    return {"as_of_date": as_of, "tiers": tiers, "status": status}
+    return {"as_of_date": as_of, "history_republished_for": republished_for, "tiers": tiers, "status": status}
 
 
 def format_summary(summary: dict) -> str:

@@ -9,27 +9,28 @@ import duckdb
 SAMPLES_PER_REASON = 5
 
 
-def build_report(warehouse: str | Path, load_ids: list[str]) -> dict:
-    """Counts and samples of the rows set aside by the given loads (one run's files)."""
+def build_report(warehouse: str | Path, load_ids: list[str], not_read: list[dict] | None = None) -> dict:
+    """Counts and samples of the rows set aside by the given loads (one run's files), and the
+    files of the landing folder this run did not read."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         con.execute("create temp table _loads (load_id varchar)")
-        con.executemany("insert into _loads values (?)", [[i] for i in load_ids])
+        if load_ids:  # a run may have only files it did not read (executemany refuses an empty list)
+            con.executemany("insert into _loads values (?)", [[i] for i in load_ids])
         files = con.execute("""
             select log.source, log.entity, log.file_name, log.status, log.rows_in, log.rows_loaded,
                    log.rows_quarantined, coalesce(log.message, '')
             from raw.load_log as log semi join _loads on log.load_id = _loads.load_id
             order by log.source, log.entity, log.file_name""").fetchall()
         by_reason = con.execute("""
-            select split_part(reason, ':', 1) as code, _source, entity, _file_name, count(*) as n
+            select reason, _source, entity, _file_name, count(*) as n
             from raw.quarantine as q semi join _loads on q._load_id = _loads.load_id
-            group by all order by n desc, code, _file_name""").fetchall()
+            group by all order by n desc, reason, _file_name""").fetchall()
         samples = con.execute(f"""
-            select split_part(reason, ':', 1) as code, _file_name, _row_number, reason, raw_values
+            select reason, _file_name, _row_number, detail, raw_values
             from raw.quarantine as q semi join _loads on q._load_id = _loads.load_id
-            qualify row_number() over (partition by split_part(reason, ':', 1) order by _file_name, _row_number)
-                <= {SAMPLES_PER_REASON}
-            order by code, _file_name, _row_number""").fetchall()
+            qualify row_number() over (partition by reason order by _file_name, _row_number) <= {SAMPLES_PER_REASON}
+            order by reason, _file_name, _row_number""").fetchall()
     finally:
         con.close()
     return {
@@ -37,6 +38,7 @@ def build_report(warehouse: str | Path, load_ids: list[str]) -> dict:
                             "message"), row)) for row in files],
         "by_reason": [dict(zip(("reason", "source", "entity", "file", "rows"), row)) for row in by_reason],
         "samples": [_masked(dict(zip(("reason", "file", "row", "detail", "raw_values"), row))) for row in samples],
+        "not_read": list(not_read or []),
     }
 
 
@@ -63,6 +65,9 @@ def render_markdown(report: dict, as_of_date: str) -> str:
               "|---|---|---|---|---:|"]
     lines += [f"| {r['reason']} | {r['source']} | {r['entity']} | {r['file']} | {r['rows']:,} |"
               for r in report["by_reason"]] or ["| (none) | | | | 0 |"]
+    lines += ["", "## Files in the landing folder not read this run", "", "| file | status | why |", "|---|---|---|"]
+    lines += [f"| {_cell(n['path'])} | {n['status']} | {_cell(n['reason'], 200)} |" for n in report.get("not_read", [])] \
+        or ["| (none) | | |"]
     lines += ["", f"## Sample rows (up to {SAMPLES_PER_REASON} per reason)", "",
               "| reason | file | row | detail | raw values |", "|---|---|---:|---|---|"]
     lines += [f"| {s['reason']} | {s['file']} | {s['row']} | {_cell(s['detail'])} | {_cell(s['raw_values'], 160)} |"
@@ -70,8 +75,9 @@ def render_markdown(report: dict, as_of_date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(warehouse: str | Path, load_ids: list[str], folder: Path, as_of_date: str) -> Path:
-    report = build_report(warehouse, load_ids)
+def write_report(warehouse: str | Path, load_ids: list[str], folder: Path, as_of_date: str,
+                 not_read: list[dict] | None = None) -> Path:
+    report = build_report(warehouse, load_ids, not_read)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "quarantine.json").write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False))
     path = folder / "quarantine.md"

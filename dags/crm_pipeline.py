@@ -6,9 +6,8 @@ build the dbt layers (staging -> intermediate -> marts, history), check drift ag
 previous date, publish a consistent snapshot for BI tools, write the alerts' outbox and notify.
 Every gate stops the run on bad data; nothing downstream is published or handed over.
 
-The as-of date is the run's logical date (`ds`): a backfill of any past date gives the
-same answer as the daily run of that date. Logic lives in `crmtier.pipeline`. Publish updates
-the Asset `crmtier_snapshot`: `@dag(schedule=[crmtier.airflow_setup.snapshot_asset()])`.
+The as-of date is the run's logical date (`ds`): a backfill of any past date gives the same answer
+as its daily run. Logic: `crmtier.pipeline`. Publish updates the Asset `crmtier_snapshot`: `@dag(schedule=[crmtier.airflow_setup.snapshot_asset()])`.
 """
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from crmtier.airflow_setup import WAREHOUSE_POOL, runs_in_scheduler, snapshot_asset
+from crmtier.layout import EARLIEST_DATE
 from crmtier.notifiers import ConnectionsNotifier
 from crmtier.pipeline import on_failure
 
@@ -27,8 +27,8 @@ on_failed = [on_failure, ConnectionsNotifier("failure")]  # log and CRMTIER_NOTI
 @dag(
     dag_id="crm_pipeline",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    start_date=pendulum.parse(EARLIEST_DATE, tz="UTC"),  # any historical as-of date can run
+    catchup=False,  # ...but the scheduler only schedules the latest interval, never backfills by itself
     max_active_runs=1,  # one writer on the DuckDB warehouse at a time
     default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "on_failure_callback": on_failed,
                   "pool": WAREHOUSE_POOL,  # one slot: one task on the DuckDB warehouse at a time

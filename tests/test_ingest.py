@@ -41,11 +41,21 @@ def test_valid_and_bad_rows_reconcile(tmp_path, db):
     report = ingest_landing(db, landing)
     (outcome,) = report.files
     assert (outcome.status, outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined) == ("loaded", 9, 2, 7)
-    reasons = dict(rows(db, "select _row_number, split_part(reason, ':', 1) from raw.quarantine"))
+    reasons = dict(rows(db, "select _row_number, reason from raw.quarantine"))
     assert reasons == {2: "non_numeric_amount", 3: "negative_amount", 4: "unparseable_timestamp",
                        5: "unknown_status", 6: "missing_id", 7: "missing_id", 8: "duplicate_id_in_file"}
     assert rows(db, "select order_id, _row_number from raw.orders order by 1") == [("O1", 1), ("O7", 9)]
     assert rows(db, "select rows_in - rows_loaded - rows_quarantined from raw.load_log") == [(0,)]
+    # reason is the code alone; the detail has its own column
+    assert rows(db, "select reason, detail from raw.quarantine where _row_number in (2, 8) order by _row_number") == [
+        ("non_numeric_amount", "amount=abc (a plain decimal with at most 4 decimal places)"),
+        ("duplicate_id_in_file", "O1 (first in row 1)")]
+
+
+@pytest.fixture(autouse=True)
+def _no_settle_wait(monkeypatch):
+    """Files here are written whole before ingest runs: no landing-protocol wait (tested apart)."""
+    monkeypatch.setenv("CRMTIER_LANDING_SETTLE_SECONDS", "0")
 
 
 def test_same_file_twice_even_renamed_loads_once(tmp_path, db):
@@ -101,8 +111,8 @@ def test_malformed_lines_are_quarantined_with_their_line(tmp_path, db):
     (outcome,) = ingest_landing(db, landing).files
     assert (outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined) == (4, 2, 2)
     assert rows(db, "select event_id, _row_number from raw.events order by 1") == [("E1", 1), ("E4", 4)]
-    assert rows(db, "select _row_number, reason from raw.quarantine order by 1") == [
-        (2, "malformed_line: missing columns"), (3, "malformed_line: too many columns")]
+    assert rows(db, "select _row_number, reason, split_part(detail, ' (', 1) from raw.quarantine order by 1") == [
+        (2, "malformed_line", "missing columns"), (3, "malformed_line", "too many columns")]
 
 
 def test_extra_columns_are_kept_and_reported(tmp_path, db):
