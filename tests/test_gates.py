@@ -91,6 +91,7 @@ def build_warehouse(path: Path, n_customers: int = 50, n_orders: int = 200, n_ev
         select order_id, customer_id, order_time::timestamp as ordered_at, order_time::date as order_date,
                amount::decimal(18, 2) as amount, currency, status as order_status,
                case when status = 'paid' then amount::decimal(18, 2) else 0 end as net_amount,
+               status = 'refunded' and amount::decimal(18, 2) < 0 as is_return,
                'generic' as source_system, _load_id as load_id
         from raw.orders where _load_id = 'L1'""")
     con.execute("""create table staging.stg_generic__events as
