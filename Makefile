@@ -28,7 +28,7 @@ demo: env
 	$(BIN)/crmtier run --landing $(CRMTIER_HOME)/landing --as-of $(DEMO_AS_OF)
 
 test: env
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=40 tests
 
 bench: env
 	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)
