@@ -34,7 +34,9 @@ def snapshot_asset():
 
     from crmtier.paths import get_paths
 
-    return Asset(name="crmtier_snapshot", uri=get_paths().publish.resolve().as_uri(), group="crmtier")
+    # named by its URI: a home moved or copied (or another CRMTIER_PUBLISH) is a new asset; one name with
+    # a second URI would be an inactive asset in Airflow's metadata DB and fail the publish task
+    return Asset(uri=get_paths().publish.resolve().as_uri(), group="crmtier")
 
 
 def ensure_pool() -> None:
