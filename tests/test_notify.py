@@ -192,11 +192,14 @@ def test_failure_callback_survives_a_dead_webhook(monkeypatch):
 
 
 def test_notify_step_reports_the_outbox(webhook, monkeypatch, tmp_path):
+    from crmtier import pipeline
     from crmtier.pipeline import notify_step
 
     server, url = webhook
     monkeypatch.setenv("CRMTIER_NOTIFY_WEBHOOK", url)
     monkeypatch.setenv("CRMTIER_HOME", str(tmp_path))
+    # the run report needs a published snapshot (tests/test_report.py builds real ones): here, only its path
+    monkeypatch.setattr(pipeline, "report_step", lambda as_of_date: str(tmp_path / "report.html"))
     result = notify_step("2026-11-01", "manual__1", {"outbox": str(tmp_path / "outbox" / "2026-11-01"),
                                                      "alerts": {"sms_offer": 2}, "new_alerts": {"sms_offer": 2}})
     assert result["sent"] == {"log": True, "webhook": True}
