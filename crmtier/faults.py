@@ -19,7 +19,35 @@ def fault_requested(point: str) -> bool:
     return os.environ.get(FAULT_ENV, "") == point
 
 
+def _session_of(stat: str) -> int:
+    # /proc/<pid>/stat: "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parentheses
+    return int(stat[stat.rindex(")") + 2:].split()[3])
+
+
+def _other_pids_in_session(session: int) -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if _session_of(open(f"/proc/{entry.name}/stat").read()) == session:
+                    pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # the process ended while we looked
+    return pids
+
+
 def fault_point(point: str) -> None:
-    """SIGKILL the whole process group (the `crmtier run` started by the test) at `point`."""
-    if fault_requested(point):
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+    """SIGKILL every process of the session (the `crmtier run` the test started with its own session) at
+    `point`. Airflow's task supervisor puts task processes in process groups of their own, so killing
+    only our group would leave a task running (and holding the warehouse), which a kill -9 of the run
+    by an operator, or a container stop, does not."""
+    if not fault_requested(point):
+        return
+    session = os.getsid(0)
+    for pid in _other_pids_in_session(session):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
