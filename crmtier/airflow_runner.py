@@ -59,7 +59,7 @@ def published_by_other_run(snapshot_path, as_of: str, run_id: str) -> str:
             "select as_of_date::varchar, run_id, history_republished_for::varchar from _snapshot").fetchone()
     finally:
         con.close()
-    # an older date than the snapshot's republishes history only (crmtier.publish): that is this run's work
+    # an older date than the snapshot's republishes history only (crmtier.delivery.publish): that is this run's work
     if published_run != run_id or as_of not in (published_as_of, republished_for):
         return (f"the published snapshot is as of {published_as_of} (run {published_run}), not this run's "
                 f"({as_of}, run {run_id}): the DagRun did not publish.")

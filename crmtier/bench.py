@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "var" / "bench")
     args = parser.parse_args(argv)
 
-    from crmtier.generate import generate
+    from crmtier.samples.generate import generate
 
     tag = f"{args.customers}-{args.orders_per_customer:g}-{args.events_per_customer:g}"
     landing = args.work / f"landing-{tag}"
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         for entity in ("orders", "events"):
             (landing / "generic" / entity / f"delta_{next_day}.csv").unlink(missing_ok=True)
 
-    from crmtier.clv import benchmark_fit
+    from crmtier.value.clv import benchmark_fit
     fit = benchmark_fit(n=args.customers, seed=0)
     print(f"\nCLV model fits on {args.customers:,} customers' summaries: {fit}")
     return 0

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _retract(args) -> int:
-    from crmtier.ingest import retract_load
+    from crmtier.ingest.landing import retract_load
 
     warehouse = get_paths().warehouse
     if not warehouse.exists():
@@ -265,7 +265,7 @@ def _retract(args) -> int:
 
 
 def _generate(args) -> int:
-    from crmtier import generate
+    from crmtier.samples import generate
 
     out = (args.out or get_paths().landing).resolve()
     started = time.monotonic()
@@ -274,7 +274,7 @@ def _generate(args) -> int:
     if args.source == "generic":
         written = generate.generate(out, args.customers, **kw)
     else:
-        from crmtier.vendor import write_vendor_export
+        from crmtier.samples.vendor_export import write_vendor_export
         frames = generate.generate_frames(args.customers, **kw)
         frames.pop("_bad_rows", None)
         written = write_vendor_export({k: _to_pandas(v) for k, v in frames.items()}, out, args.source)

@@ -54,7 +54,7 @@ def clean_dead_run_leftovers() -> None:
     """Remove what a killed run left (temporary snapshot and outbox folders, their WAL) and replay
     the warehouse's write-ahead log; say so."""
     from crmtier.lock import clean_leftovers, wait_for_warehouse
-    from crmtier.outbox import outbox_dir
+    from crmtier.delivery.outbox import outbox_dir
 
     paths = get_paths()
     reports = [d for d in paths.reports.iterdir() if d.is_dir()] if paths.reports.is_dir() else []
@@ -98,8 +98,8 @@ def timed(stage: str):
 def ingest_step(as_of_date: str) -> list[str]:
     from dataclasses import asdict
 
-    from crmtier.ingest import ingest_landing
-    from crmtier.quarantine_report import write_report
+    from crmtier.ingest.landing import ingest_landing
+    from crmtier.ingest.quarantine_report import write_report
 
     paths = get_paths()
     with writer_step():
@@ -116,7 +116,7 @@ def ingest_step(as_of_date: str) -> list[str]:
     not_read = [asdict(n) for n in report.not_read]
     _write_report(as_of_date, "ingest.json", [asdict(f) for f in report.files])
     _write_report(as_of_date, "not_read.json", not_read)  # files of the landing folder not read, and why
-    from crmtier.quarantine_report import reset_warnings
+    from crmtier.ingest.quarantine_report import reset_warnings
 
     reset_warnings(paths.reports / as_of_date)  # this run's steps write their warnings afresh
     path = write_report(paths.warehouse, report.load_ids, paths.reports / as_of_date, as_of_date, not_read)
@@ -128,7 +128,7 @@ def ingest_step(as_of_date: str) -> list[str]:
 
 @timed("gate {gate}")
 def gate_step(gate: str, params: dict) -> dict:
-    from crmtier.gates import run_gate
+    from crmtier.quality.gates import run_gate
 
     paths = get_paths()
     if gate == "raw":  # this run's loads, and any a killed run loaded but never gated
@@ -187,7 +187,7 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
 def report_marts_warnings(as_of_date: str) -> None:
     """Thin data (no purchases: everyone prospect / low or placed by attributes; CLV fallback):
     console and run report, not only the full log."""
-    from crmtier import quarantine_report as qr
+    from crmtier.ingest import quarantine_report as qr
 
     paths = get_paths()
     thin = qr.thin_data(paths.warehouse, as_of_date)
@@ -202,7 +202,7 @@ def report_marts_warnings(as_of_date: str) -> None:
 def report_staging_warnings(as_of_date: str) -> None:
     """What staging holds but no mart shows as written (orders and events of unknown customers;
     optional fields of this run's files that could not be read): console and run report."""
-    from crmtier import quarantine_report as qr
+    from crmtier.ingest import quarantine_report as qr
 
     paths = get_paths()
     folder = paths.reports / as_of_date
@@ -221,7 +221,7 @@ def report_staging_warnings(as_of_date: str) -> None:
 
 @timed("publish")
 def publish_step(as_of_date: str, run_id: str) -> dict:
-    from crmtier.publish import publish_snapshot
+    from crmtier.delivery.publish import publish_snapshot
 
     paths = get_paths()
     progress(f"publish: writing a new snapshot beside {paths.publish} (marts and history, one file)")
@@ -243,7 +243,7 @@ def publish_step(as_of_date: str, run_id: str) -> dict:
 def drift_gate_step(as_of_date: str) -> dict:
     """Gate `drift`: this date against the previous as-of date in history.customer_history. The
     gate's bounds (gates.yml) also go to the SQL, so the failure message shows them."""
-    from crmtier.gates import load_gates
+    from crmtier.quality.gates import load_gates
 
     bounds = load_gates()["gates"]["drift"].get("thresholds") or {}
     return gate_step("drift", {"as_of_date": as_of_date, **bounds})
@@ -251,8 +251,8 @@ def drift_gate_step(as_of_date: str) -> dict:
 
 @timed("outbox")
 def outbox_step(as_of_date: str, run_id: str) -> dict:
-    """Alerts of the date as files per action, with contacts (crmtier.outbox)."""
-    from crmtier.outbox import outbox_dir, read_manifest, write_outbox
+    """Alerts of the date as files per action, with contacts (crmtier.delivery.outbox)."""
+    from crmtier.delivery.outbox import outbox_dir, read_manifest, write_outbox
 
     out_dir = outbox_dir()
     progress(f"outbox: writing {out_dir / as_of_date} (whole folder, then swapped in)")
@@ -282,7 +282,7 @@ def report_step(as_of_date: str) -> str:
 def notify_step(as_of_date: str, run_id: str, outbox: dict) -> dict:
     """The run report, then the end-of-run message (alert counts per action, outbox folder, report) to the
     log, webhook and/or e-mail. A report that cannot be built fails the run (after the snapshot and outbox)."""
-    from crmtier.notify import notify, run_message
+    from crmtier.delivery.notify import notify, run_message
 
     report = report_step(as_of_date)
     message = run_message(as_of_date, run_id, outbox.get("alerts") or {}, outbox.get("new_alerts"),
@@ -338,7 +338,7 @@ def on_failure(context) -> None:
     else:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("[crmtier] FAILED task %s (run %s): %s", getattr(ti, "task_id", "?"), context.get("run_id"), first)
-    from crmtier.notify import notify_failure
+    from crmtier.delivery.notify import notify_failure
 
     notify_failure(context)  # log, webhook and/or e-mail; never raises
 

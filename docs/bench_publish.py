@@ -34,9 +34,9 @@ as_of = str(duckdb.connect(str(wh), read_only=True).execute("select max(as_of_da
 def load(path, name):
     spec = importlib.util.spec_from_file_location(name, path); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m
 
-old = load("/tmp/publish_old.py", "publish_old")  # from: git show c137b54:crmtier/publish.py
+old = load("/tmp/publish_old.py", "publish_old")  # from: git show c137b54:crmtier/delivery/publish.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import crmtier.publish as new
+import crmtier.delivery.publish as new
 for name, mod in (("old (partitions >= as-of, views)", old), ("new (history inside the file)", new)):
     times = []
     for i in range(3):

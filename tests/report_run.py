@@ -37,7 +37,7 @@ def backfill_for_report(tmp_path_factory):
     import io
 
     from crmtier.cli import run_dag
-    from crmtier.generate import generate
+    from crmtier.samples.generate import generate
 
     home = tmp_path_factory.mktemp("report_run") / "var"
     landing = home / "landing"

@@ -1,4 +1,4 @@
-"""Tests for crmtier.clv against published CDNOW figures and model properties.
+"""Tests for crmtier.value.clv against published CDNOW figures and model properties.
 
 The CDNOW files ship inside the (dev-only) ``lifetimes`` wheel; we only locate
 them on disk (``find_spec`` does not execute lifetimes' ``__init__``) and read
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmtier import clv
+from crmtier.value import clv
 
 REL = 5e-3  # "3 significant figures"
 
@@ -413,7 +413,7 @@ def test_small_benchmark_runs():
 
 
 def test_clv_module_does_not_import_lifetimes():
-    code = "import sys, crmtier.clv; assert 'lifetimes' not in sys.modules"
+    code = "import sys, crmtier.value.clv; assert 'lifetimes' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     src = Path(clv.__file__).read_text(encoding="utf-8")
     assert "import lifetimes" not in src and "from lifetimes" not in src

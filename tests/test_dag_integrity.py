@@ -57,7 +57,7 @@ def test_dag_file_is_thin():
 def test_airflow_conventions(dagbag):
     """One-slot pool for the warehouse, dates in order, a full_refresh param, the snapshot Asset, notifiers."""
     from crmtier.airflow_setup import WAREHOUSE_POOL
-    from crmtier.notifiers import ConnectionsNotifier
+    from crmtier.delivery.notifiers import ConnectionsNotifier
 
     dag = dagbag.dags["crm_pipeline"]
     for task in dag.tasks:

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from crmtier.cli import main, run_dag
-from crmtier.generate import generate
+from crmtier.samples.generate import generate
 from crmtier.paths import DAGS_DIR
 
 PIPELINE_TASKS = {"ingest", "gate_raw", "dbt_staging", "gate_staging", "dbt_marts", "gate_marts", "gate_drift",

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from crmtier.dbt_runner import DbtFailed, run_dbt
-from crmtier.generate import generate
-from crmtier.ingest import ingest_landing
+from crmtier.samples.generate import generate
+from crmtier.ingest.landing import ingest_landing
 from crmtier.pipeline import stage_args
 
 MARTS = ("dim_customers", "fct_customer_behaviour", "customer_value_scores", "customer_tiers", "customer_status")

@@ -241,7 +241,7 @@ def deployment():
     env_file.write_text(text + "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False\nAIRFLOW_API_WORKERS=1\n")
     secrets = local.read_env_file(env_file)
 
-    from crmtier.generate import generate
+    from crmtier.samples.generate import generate
 
     landing = home / "landing"
     generate(landing, 200, seed=11, as_of=KILLED)

@@ -1,4 +1,4 @@
-"""The derived-column expression language (crmtier.expressions): grammar, exact arithmetic,
+"""The derived-column expression language (crmtier.ingest.expressions): grammar, exact arithmetic,
 strict numbers, errors at mapping load, and property tests against Decimal."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmtier.expressions import EvalError, ExpressionError, compile_expression, parse_number
+from crmtier.ingest.expressions import EvalError, ExpressionError, compile_expression, parse_number
 
 
 def row(**values):

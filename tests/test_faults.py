@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crmtier.generate import generate_frames
+from crmtier.samples.generate import generate_frames
 
 D1, D2 = "2026-03-21", "2026-03-31"
 CUSTOMERS = 300

@@ -1,4 +1,4 @@
-"""GX gates on DuckDB-reduced frames (crmtier/gates.py, expectations/gates.yml, expectations/suites/).
+"""GX gates on DuckDB-reduced frames (crmtier/quality/gates.py, expectations/gates.yml, expectations/suites/).
 
 Small DuckDB warehouses are built in tmp_path with the columns the checks use. GX is imported
 once per session (~5 s); every gate run after that takes a fraction of a second.
@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crmtier import gates
-from crmtier.gates import GateConfigError, GateFailed, GateResult, run_gate
+from crmtier.quality import gates
+from crmtier.quality.gates import GateConfigError, GateFailed, GateResult, run_gate
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01"
@@ -564,7 +564,7 @@ def test_suites_are_native_gx_json_and_match_the_vocabularies():
 FRESH_INTERPRETER_CODE = """
 import logging, sys
 logging.basicConfig(level=logging.INFO, format="%(name)s|%(levelname)s|%(message)s")
-import crmtier.gates as g
+import crmtier.quality.gates as g
 heavy = sorted(m for m in ("great_expectations", "pandas", "duckdb") if m in sys.modules)
 print("HEAVY", heavy)
 r = g.run_gate(sys.argv[1], "staging", {"as_of_date": sys.argv[2]})

@@ -1,4 +1,4 @@
-"""Tests of the sample-data generator (crmtier/generate.py).
+"""Tests of the sample-data generator (crmtier/samples/generate.py).
 
 Every rule is checked on the CSV files as written, parsed independently with pandas.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmtier import generate as gen
+from crmtier.samples import generate as gen
 
 AS_OF = "2026-11-01"
 AS_OF_END = pd.Timestamp(AS_OF) + pd.Timedelta(hours=23, minutes=59, seconds=59)

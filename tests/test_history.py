@@ -32,7 +32,7 @@ import pytest
 
 from crmtier.cli import run_dag
 from crmtier.dbt_runner import run_dbt
-from crmtier.generate import generate_frames
+from crmtier.samples.generate import generate_frames
 from crmtier.paths import DBT_PROJECT_DIR
 
 FIRST = date(2026, 9, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from crmtier.ingest import ingest_landing
+from crmtier.ingest.landing import ingest_landing
 from tests.conftest import write_csv
 
 CUSTOMERS = "customer_id,name,gender,birth_date,phone,email,occupation,income,province,city,created_at"
@@ -125,7 +125,7 @@ def test_extra_columns_are_kept_and_reported(tmp_path, db):
 
 
 def test_quarantine_report_counts_by_reason_and_file_with_samples(tmp_path, db):
-    from crmtier.quarantine_report import build_report, write_report
+    from crmtier.ingest.quarantine_report import build_report, write_report
 
     landing = tmp_path / "landing"
     write_csv(landing / "generic/orders/a.csv", ORDERS, [

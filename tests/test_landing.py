@@ -10,8 +10,8 @@ import os
 import duckdb
 import pytest
 
-from crmtier import ingest
-from crmtier.ingest import IngestSettings, count_records, ingest_landing, retract_load
+from crmtier.ingest import landing as ingest
+from crmtier.ingest.landing import IngestSettings, count_records, ingest_landing, retract_load
 from tests.conftest import write_csv
 
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"
@@ -52,7 +52,7 @@ def test_same_bytes_under_customers_and_orders_are_two_files(tmp_path, db):
 
 
 def test_only_a_redelivered_file_reports_without_crashing(tmp_path, db):
-    from crmtier.quarantine_report import build_report
+    from crmtier.ingest.quarantine_report import build_report
 
     landing = tmp_path / "landing"
     first = write_csv(landing / "generic/customers/c.csv", CUSTOMERS, ["C1,2024-01-01"])
@@ -319,7 +319,7 @@ def test_every_file_in_the_landing_folder_is_read_or_reported(tmp_path, db):
 
 
 def test_ingest_report_lists_files_not_read(tmp_path, db, monkeypatch):
-    from crmtier.quarantine_report import render_markdown, build_report
+    from crmtier.ingest.quarantine_report import render_markdown, build_report
 
     landing = tmp_path / "landing"
     write_csv(landing / "generic/orders/o.csv", ORDERS, ["O1,C1,2026-10-01,10,CNY,paid"])

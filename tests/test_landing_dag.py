@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from crmtier.cli import main, run_dag
-from crmtier.generate import generate
+from crmtier.samples.generate import generate
 from tests.conftest import write_csv
 
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"

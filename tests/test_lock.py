@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from crmtier.lock import LockBusy, clean_leftovers, home_lock, wait_for_warehouse
-from crmtier.masking import mask_raw_values, mask_text
+from crmtier.delivery.masking import mask_raw_values, mask_text
 from crmtier.permissions import secure_home
 
 HOLD = ("import sys, time; from crmtier.lock import home_lock; from pathlib import Path; "

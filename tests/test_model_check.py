@@ -1,4 +1,4 @@
-"""The calibration/holdout check of the CLV model (crmtier.clv.holdout_check) on the public CDNOW sample.
+"""The calibration/holdout check of the CLV model (crmtier.value.clv.holdout_check) on the public CDNOW sample.
 
 CDNOW_sample.txt (2,357 customers, purchases 1997-01-01 .. 1998-06-30) ships inside the `lifetimes`
 wheel. The split is the classic one: 39 calibration weeks (to 1997-09-30), 39 holdout weeks (to
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmtier import clv
+from crmtier.value import clv
 
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
 HOLDOUT_DAYS = 273  # 39 weeks

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import duckdb
 
-from crmtier.ingest import ingest_landing
+from crmtier.ingest.landing import ingest_landing
 from tests.conftest import write_csv
 
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"

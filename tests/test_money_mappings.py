@@ -1,6 +1,6 @@
 """Mappings for real exports (constants, derived columns, per-column date formats, order lines,
 credit notes, declared amount decimals): validated when the mapping loads, applied by
-crmtier.vendor.normalize_file, with every row loaded or quarantined with a reason."""
+crmtier.ingest.vendor.normalize_file, with every row loaded or quarantined with a reason."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crmtier.mappings import MappingError, load_mapping, load_mapping_file
-from crmtier.vendor import FileRejected, normalize_file
+from crmtier.ingest.mappings import MappingError, load_mapping, load_mapping_file
+from crmtier.ingest.vendor import FileRejected, normalize_file
 
 BASE = """
 source: {name}

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from crmtier.notifiers import ConnectionsNotifier
+from crmtier.delivery.notifiers import ConnectionsNotifier
 
 
 class FailedTask:

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from crmtier import notify as notify_module
-from crmtier.notify import failure_message, notify, run_message
+from crmtier.delivery import notify as notify_module
+from crmtier.delivery.notify import failure_message, notify, run_message
 
 ENV = ("CRMTIER_NOTIFY_WEBHOOK", "CRMTIER_NOTIFY_EMAIL_TO", "CRMTIER_NOTIFY_TIMEOUT", "CRMTIER_SMTP_HOST",
        "CRMTIER_SMTP_PORT", "CRMTIER_SMTP_USER", "CRMTIER_SMTP_PASSWORD", "CRMTIER_SMTP_STARTTLS", "CRMTIER_SMTP_SSL",

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crmtier import outbox
-from crmtier.outbox import CONTACT_FIELDS, escape_cell, read_manifest, write_outbox
+from crmtier.delivery import outbox
+from crmtier.delivery.outbox import CONTACT_FIELDS, escape_cell, read_manifest, write_outbox
 
 AS_OF = "2026-11-01"
 
@@ -239,7 +239,7 @@ def test_the_warehouse_is_opened_read_only_except_to_record_deliveries(warehouse
 def test_pii_is_only_in_staging_and_the_outbox(tmp_path):
     """A real DAG run: no PII column and no PII value in any history or marts table, nor in the snapshot."""
     from crmtier.cli import run_dag
-    from crmtier.generate import generate
+    from crmtier.samples.generate import generate
 
     home = tmp_path / "var"
     with pytest.MonkeyPatch.context() as mp:

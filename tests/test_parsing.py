@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from crmtier.parsing import (
+from crmtier.ingest.parsing import (
     build_vocab,
     normalize_currency,
     excel_serial_to_datetime,

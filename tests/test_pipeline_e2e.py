@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from crmtier.cli import run_dag
-from crmtier.generate import generate
+from crmtier.samples.generate import generate
 from crmtier.paths import get_paths
 from tests.conftest import write_csv
 from tests.reference import counts, reference_outputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from crmtier.publish import PUBLISHED_TABLES, publish_snapshot
+from crmtier.delivery.publish import PUBLISHED_TABLES, publish_snapshot
 from tests.test_faults import table_hashes
 
 

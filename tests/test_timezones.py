@@ -1,9 +1,9 @@
-"""Time zones in vendor files (crmtier.parsing): offsets and zone names to UTC, around midnight."""
+"""Time zones in vendor files (crmtier.ingest.parsing): offsets and zone names to UTC, around midnight."""
 from __future__ import annotations
 
 import pytest
 
-from crmtier.parsing import parse_timestamp
+from crmtier.ingest.parsing import parse_timestamp
 
 
 @pytest.mark.parametrize("text, utc", [

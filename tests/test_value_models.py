@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from crmtier.dbt_runner import run_dbt
-from crmtier.generate import generate
-from crmtier.ingest import ingest_landing
+from crmtier.samples.generate import generate
+from crmtier.ingest.landing import ingest_landing
 from crmtier.paths import DBT_PROJECT_DIR
 
 AS_OF = "2026-11-01"

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from crmtier.cli import run_dag
-from crmtier.generate import generate
+from crmtier.samples.generate import generate
 from tests.conftest import write_csv
 
 AS_OF = "2027-03-15"  # outside the current year; the DAG's start_date bounds earlier dates on this branch
@@ -166,7 +166,7 @@ def test_time_zones_are_converted_to_utc(values_run):
     assert quarantined == [("unparseable_timestamp: event_time=2027-03-15 10:00:00 Mars/Phobos",)]
     orders = {r[0]: str(r[1]) for r in _query(values_run["warehouse"], """
         select order_id, ordered_at from staging.stg_generic__orders where order_id in ('VM2', 'VM3', 'VM4')""")}
-    assert orders == {"VM2": "2027-03-15 23:00:00",     # vendor path (crmtier.parsing): +08:00
+    assert orders == {"VM2": "2027-03-15 23:00:00",     # vendor path (crmtier.ingest.parsing): +08:00
                       "VM3": "2027-03-16 01:00:00",     # America/Chicago, summer time from 2027-03-14
                       "VM4": "2027-03-15 22:00:00"}     # naive: the mycrm mapping's America/New_York
     zones = dict(_query(values_run["warehouse"], "select source, timezone from raw.load_settings"))

@@ -10,10 +10,11 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from crmtier.encodings import FileRejected as EncFileRejected
-from crmtier.encodings import detect_encoding, read_table, read_text_table
-from crmtier.mappings import MappingError, list_sources, load_mapping
-from crmtier.vendor import FileRejected, NormalizedFile, normalize_file, write_vendor_export
+from crmtier.ingest.encodings import FileRejected as EncFileRejected
+from crmtier.ingest.encodings import detect_encoding, read_table, read_text_table
+from crmtier.ingest.mappings import MappingError, list_sources, load_mapping
+from crmtier.ingest.vendor import FileRejected, NormalizedFile, normalize_file
+from crmtier.samples.vendor_export import write_vendor_export
 
 VENDORS = ["generic", "fxiaoke", "zoho_crm", "salesforce", "hubspot"]
 

@@ -6,9 +6,9 @@ import duckdb
 import pytest
 
 from crmtier.cli import run_dag
-from crmtier.generate import generate_frames
+from crmtier.samples.generate import generate_frames
 from crmtier.paths import get_paths
-from crmtier.vendor import write_vendor_export
+from crmtier.samples.vendor_export import write_vendor_export
 
 AS_OF = "2026-11-01"
 

@@ -198,7 +198,7 @@ def latest_gate_summary(gate: str, as_of: str, load_ids: list[str], ingest_start
 
 def run_files(as_of: str) -> dict:
     """The run's own files: ingest outcome, quarantine summary, stage timings, gates, outbox."""
-    from crmtier.outbox import outbox_dir, read_manifest
+    from crmtier.delivery.outbox import outbox_dir, read_manifest
 
     folder = get_paths().reports / as_of
 

@@ -26,7 +26,7 @@ def purchase_days(warehouse=None):
 def check(as_of: str, holdout_days: int, warehouse=None) -> dict:
     import pandas as pd
 
-    from crmtier.clv import calibration_holdout_summary, holdout_check
+    from crmtier.value.clv import calibration_holdout_summary, holdout_check
 
     days = purchase_days(warehouse)
     end = pd.Timestamp(as_of)

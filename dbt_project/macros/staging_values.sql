@@ -3,7 +3,7 @@
 
 {#- Customer id as matched across customers, orders and events: the load's `id_normalize`
     (raw.load_settings, from the mapping's settings.id_normalize; the modes are listed in
-    crmtier/mappings.py ID_NORMALIZE_MODES): trim (default), trim_upper or trim_lower. -#}
+    crmtier/ingest/mappings.py ID_NORMALIZE_MODES): trim (default), trim_upper or trim_lower. -#}
 {% macro normalize_customer_id(id_expr, mode_expr) -%}
     case coalesce({{ mode_expr }}, 'trim')
         when 'trim_upper' then upper(trim({{ id_expr }}))
@@ -28,8 +28,8 @@
 {#- A timestamp text as naive UTC. A written offset or zone wins (DuckDB reads it as timestamptz);
     a time of day without one is in the load's zone (`zone_expr`: the mapping's settings.timezone,
     from raw.load_settings); a bare calendar day is midnight, unshifted (a day is not an instant;
-    crmtier/parsing.py does the same for vendor files). Ingest quarantines what this cannot read
-    (crmtier/ingest.py `_unreadable_timestamp`). -#}
+    crmtier/ingest/parsing.py does the same for vendor files). Ingest quarantines what this cannot read
+    (crmtier/ingest/landing.py `_unreadable_timestamp`). -#}
 {% macro utc_timestamp(text_expr, zone_expr) -%}
     case
         when regexp_matches(trim({{ text_expr }}), {{ written_zone_pattern() }})

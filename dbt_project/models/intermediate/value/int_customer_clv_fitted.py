@@ -1,4 +1,4 @@
-"""BG/NBD + Gamma-Gamma fitted once per as-of date (crmtier.clv.score_customers).
+"""BG/NBD + Gamma-Gamma fitted once per as-of date (crmtier.value.clv.score_customers).
 
 A Python model materialises one table, and the fits and the per-customer scores must come from
 the same fit, so this model returns a long table: one `fit` row per model (bg_nbd, gamma_gamma)
@@ -54,7 +54,7 @@ def _short_history(summary: pd.DataFrame, min_history_days: int) -> str | None:
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from crmtier.clv import MODEL_STATUS_FALLBACK, score_customers
+    from crmtier.value.clv import MODEL_STATUS_FALLBACK, score_customers
 
     horizon_days = float(dbt.config.get("clv_horizon_days"))
     discount_rate_annual = float(dbt.config.get("clv_discount_rate_annual"))

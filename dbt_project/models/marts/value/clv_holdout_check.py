@@ -2,7 +2,7 @@
 
 BG/NBD is fitted on the purchase days up to the as-of date minus `clv_check_holdout_days` (the
 calibration period) and predicts each customer's purchase days in the holdout window up to the
-as-of date; the table compares that with what happened (crmtier.clv.holdout_check): one row per
+as-of date; the table compares that with what happened (crmtier.value.clv.holdout_check): one row per
 number of repeat purchases in the calibration period (0..6, 7+) and an `all` row with the totals
 and the mean absolute error. When the calibration period is too thin to fit (fewer than
 clv_min_customers buyers or clv_min_repeat_buyers repeat buyers, or no convergence), one `all` row
@@ -20,7 +20,7 @@ COLUMNS = ["as_of_date", "calibration_end_date", "holdout_days", "bucket", "buck
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from crmtier.clv import MODEL_STATUS_FALLBACK, MODEL_STATUS_FITTED, calibration_holdout_summary, holdout_check
+    from crmtier.value.clv import MODEL_STATUS_FALLBACK, MODEL_STATUS_FITTED, calibration_holdout_summary, holdout_check
 
     holdout_days = int(dbt.config.get("clv_check_holdout_days"))
     min_customers = int(dbt.config.get("clv_min_customers"))

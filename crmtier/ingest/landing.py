@@ -37,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from crmtier import load_settings
+from crmtier.ingest import load_settings
 from crmtier.layout import (AMOUNT_DECIMALS, AMOUNT_PATTERN, COLUMNS, EARLIEST_DATE, ENTITIES, EVENT_TYPES,
                             ORDER_STATUSES, REQUIRED)
 
@@ -70,7 +70,7 @@ class IngestSettings:
 
     @classmethod
     def from_env(cls) -> "IngestSettings":
-        from crmtier.gates import load_gates  # the staging gate's bound: one definition
+        from crmtier.quality.gates import load_gates  # the staging gate's bound: one definition
 
         thresholds = load_gates().get("thresholds") or {}
         return cls(settle_seconds=float(os.environ.get("CRMTIER_LANDING_SETTLE_SECONDS", cls.settle_seconds)),
@@ -186,7 +186,7 @@ def _content_size(path: Path) -> int:
 
 
 def known_sources() -> list[str]:
-    from crmtier.mappings import list_sources
+    from crmtier.ingest.mappings import list_sources
 
     return sorted({"generic", *list_sources()})
 
@@ -306,7 +306,7 @@ def ingest_landing(db_path: str | Path, landing: str | Path, settings: IngestSet
                 continue
             report.files.append(outcome)
             if outcome.status == "loaded" and entity == "orders" and source != "generic":
-                from crmtier.derived_customers import derive_customers  # orders-only exports
+                from crmtier.ingest.derived_customers import derive_customers  # orders-only exports
                 report.files.extend(derive_customers(con, source, outcome))
             log.info("%s %s/%s/%s in=%d loaded=%d quarantined=%d %s", outcome.status, source, entity,
                      path.name, outcome.rows_in, outcome.rows_loaded, outcome.rows_quarantined, outcome.message)
@@ -347,7 +347,7 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
                 extra, rows_in = _stage_generic_csv(con, entity, readable, path.name)
             else:
                 extra, rows_in = _stage_vendor_file(con, source, entity, readable)
-                from crmtier.vendor import money_rules
+                from crmtier.ingest.vendor import money_rules
                 money = money_rules(source, entity)
         loaded, quarantined = _split_valid(con, entity, source, path.name, digest, load_id, exported_at, settings,
                                            **money)
@@ -651,8 +651,8 @@ def _quote_ident(name: str) -> str:
 def _stage_vendor_file(con, source: str, entity: str, path: Path) -> tuple[list[str], int]:
     """Normalise a vendor export in Python (mapping YAML), then stage it like a generic file;
     the record count is the vendor reader's (checked against the decoded text there)."""
-    from crmtier import vendor  # heavy (pandas, calamine): only when a vendor file arrives
-    from crmtier.mappings import MappingError
+    from crmtier.ingest import vendor  # heavy (pandas, calamine): only when a vendor file arrives
+    from crmtier.ingest.mappings import MappingError
 
     lookup = None
     if entity in ("orders", "events"):  # exports may name the customer instead of giving its id

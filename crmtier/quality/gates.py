@@ -35,9 +35,10 @@ import yaml
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+from crmtier.paths import EXPECTATIONS_DIR
+
 log = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
 GATES_FILE = EXPECTATIONS_DIR / "gates.yml"
 SUITES_DIR = EXPECTATIONS_DIR / "suites"
 

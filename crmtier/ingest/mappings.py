@@ -43,7 +43,7 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
         constants:                  # a canonical column with one value for every row
           currency: GBP             #   (checked like a file value: GBP must be a currency)
         derived:                    # a canonical column computed from the file's own columns
-          amount: Quantity * UnitPrice            # (crmtier/expressions.py: the grammar; no eval)
+          amount: Quantity * UnitPrice            # (crmtier/ingest/expressions.py: the grammar; no eval)
           status: refunded when InvoiceNo starts with C else paid
         date_formats:               # a list (every date column) or per column; a column's own
           order_time: ["%m/%d/%Y %H:%M"]   #   formats are the only ones accepted for it
@@ -56,7 +56,7 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
         amount_round: null          # decimals to round amounts to (counted in _extra._rounded);
                                     #   null: more than 4 decimals is quarantined, never rounded
         <any settings key>: ...     # entity-level override
-    export:                         # how `write_vendor_export` writes this vendor's files
+    export:                         # how `crmtier.samples.vendor_export` writes this vendor's files
       format: csv                   # csv | tsv | txt | xlsx
       encoding: utf-8               # utf-8 | utf-8-sig | gb18030 | utf-16 | utf-16-le | utf-16-be
       delimiter: ","
@@ -90,9 +90,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from .layout import AMOUNT_DECIMALS  # more decimals are quarantined unless `amount_round` says
-from .expressions import Expression, ExpressionError, compile_expression
-from .parsing import DATE_ORDERS, build_vocab, vocab_key
+from crmtier.layout import AMOUNT_DECIMALS  # more decimals are quarantined unless `amount_round` says
+from crmtier.ingest.expressions import Expression, ExpressionError, compile_expression
+from crmtier.ingest.parsing import DATE_ORDERS, build_vocab, vocab_key
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -156,7 +156,7 @@ DEFAULT_REQUIRED = {
     "events": ("customer_id", "event_time", "event_type"),
 }
 
-PACKAGED_SOURCES_DIR = Path(__file__).resolve().parent / "sources"
+PACKAGED_SOURCES_DIR = Path(__file__).resolve().parents[1] / "sources"  # crmtier/sources
 _SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 _SETTINGS_DEFAULTS: dict[str, Any] = {

@@ -5,7 +5,7 @@ Ingest keeps raw values as text; staging parses them. Two settings of the source
 per load, when the file is read, so a later edit of the mapping never reinterprets old loads:
 
 - `timezone`: the zone of timestamps written without an offset or zone name. Vendor files are
-  converted to UTC in Python at ingest (crmtier.parsing), so their loads record `UTC`; generic
+  converted to UTC in Python at ingest (crmtier.ingest.parsing), so their loads record `UTC`; generic
   CSV files keep their text and record the mapping's `settings.timezone`.
 - `id_normalize`: how customer ids are matched: `trim` (default), `trim_upper`, `trim_lower`.
 """
@@ -26,7 +26,7 @@ def ensure_table(con) -> None:
 
 def settings_for(source: str, entity: str, converted_to_utc: bool) -> dict[str, str]:
     """The mapping's reading settings for one entity of a source (defaults if it has none)."""
-    from crmtier.mappings import MappingError, load_mapping
+    from crmtier.ingest.mappings import MappingError, load_mapping
 
     try:
         mapping = load_mapping(source).entity(entity)

@@ -17,8 +17,8 @@ import json
 def derive_customers(con, source: str, orders) -> list:
     """Derive customers from the orders load ``orders`` (an ingest FileOutcome); returns the
     outcome of the derived load ([] when the mapping does not ask for it)."""
-    from crmtier.ingest import FileOutcome, _insert_log
-    from crmtier.vendor import load_mapping
+    from crmtier.ingest.landing import FileOutcome, _insert_log
+    from crmtier.ingest.vendor import load_mapping
 
     mapping = load_mapping(source)
     if "orders" not in mapping.entities or not mapping.entity("orders").derive_customers:

@@ -7,7 +7,7 @@
   ``AIRFLOW_CONN_CRMTIER_SMTP='smtp://user:pass@smtp.example.com:587?to=team%40example.com&from_email=crm%40example.com'``.
 
 A connection that is not defined is skipped; one that cannot be reached is logged and never fails the
-run. The environment-variable channels of `crmtier.notify` (used by `crmtier run`) stay as they are.
+run. The environment-variable channels of `crmtier.delivery.notify` (used by `crmtier run`) stay as they are.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import os
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from crmtier.notify import failure_message, format_text, send_webhook
+from crmtier.delivery.notify import failure_message, format_text, send_webhook
 
 log = logging.getLogger("crmtier")
 
@@ -43,7 +43,7 @@ def webhook_url(conn) -> str:
 
 
 def success_message(context) -> dict:
-    from crmtier.notify import run_message
+    from crmtier.delivery.notify import run_message
 
     ti = context.get("ti") or context.get("task_instance")
     try:  # DAG-level callbacks (DAG processor, dag.test()) run outside a task: no XCom access there

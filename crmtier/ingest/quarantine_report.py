@@ -43,8 +43,8 @@ def build_report(warehouse: str | Path, load_ids: list[str], not_read: list[dict
 
 
 def _masked(sample: dict) -> dict:
-    """Contact fields masked (crmtier.masking): reports hold no personal data."""
-    from crmtier.masking import mask_raw_values, mask_text
+    """Contact fields masked (crmtier.delivery.masking): reports hold no personal data."""
+    from crmtier.delivery.masking import mask_raw_values, mask_text
 
     sample["raw_values"], contacts = mask_raw_values(sample["raw_values"])
     sample["detail"] = mask_text(sample["detail"], contacts)
@@ -194,7 +194,7 @@ def field_warnings(warehouse: str | Path, load_ids: list[str]) -> dict:
 
 def _masked_field(sample: dict) -> dict:
     """A contact field's value (a vendor file's unreadable phone) is masked like quarantine samples."""
-    from crmtier.masking import CONTACT_COLUMNS, mask_value
+    from crmtier.delivery.masking import CONTACT_COLUMNS, mask_value
 
     if sample["field"] in CONTACT_COLUMNS and sample["value"] is not None:
         sample["value"] = mask_value(sample["value"])

@@ -25,7 +25,7 @@ def contact_headers() -> frozenset[str]:
     """Our contact column names and the headers the source mappings map to them (lowercase)."""
     headers = set(CONTACT_COLUMNS)
     try:
-        from crmtier.mappings import list_sources, load_mapping
+        from crmtier.ingest.mappings import list_sources, load_mapping
 
         for source in list_sources():
             mapping = load_mapping(source)

@@ -1,8 +1,9 @@
-"""Normalise one vendor export file to the canonical layout, and write vendor-style exports.
+"""Normalise one vendor export file to the canonical layout (writing vendor-style sample exports:
+:mod:`crmtier.samples.vendor_export`).
 
 ``normalize_file(path, source, entity)`` reads a csv/tsv/txt/xlsx export with the source's
-mapping (:mod:`crmtier.mappings`), maps headers to canonical columns, parses every value
-(:mod:`crmtier.parsing`) and splits the data rows into loaded ``rows`` and ``quarantined``
+mapping (:mod:`crmtier.ingest.mappings`), maps headers to canonical columns, parses every value
+(:mod:`crmtier.ingest.parsing`) and splits the data rows into loaded ``rows`` and ``quarantined``
 rows, each quarantined row with a reason.  ``rows_in == len(rows) + len(quarantined)``.
 
 Quarantine reasons (stable code, then ``": "`` and detail; several problems in one row are
@@ -38,7 +39,6 @@ the raw value is kept in ``_extra`` under ``"_invalid"``.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
 import json
@@ -48,14 +48,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from .encodings import FileRejected, RawTable, read_table
-from .expressions import EvalError
-from .mappings import (
+from crmtier.ingest.encodings import FileRejected, RawTable, read_table
+from crmtier.ingest.expressions import EvalError
+from crmtier.ingest.mappings import (
     AMOUNT_DECIMALS,
     CANONICAL_COLUMNS,
     COLUMN_KINDS,
@@ -65,10 +64,9 @@ from .mappings import (
     MappingError,
     load_mapping,
 )
-from .parsing import (
+from crmtier.ingest.parsing import (
     format_amount,
     normalize_currency,
-    normalize_phone,
     normalize_phone_series,
     normalize_text_series,
     parse_amount_series,
@@ -77,7 +75,7 @@ from .parsing import (
     vocab_key,
 )
 
-__all__ = ["NormalizedFile", "FileRejected", "MappingError", "normalize_file", "write_vendor_export", "QUARANTINE_COLUMNS"]
+__all__ = ["NormalizedFile", "FileRejected", "MappingError", "normalize_file", "QUARANTINE_COLUMNS"]
 
 QUARANTINE_COLUMNS = ["_row_number", "reason", "raw_values"]
 
@@ -341,7 +339,7 @@ def normalize_file(
     """Read one export file of ``source``/``entity`` and normalise it (see module doc).
 
     Raises :class:`FileRejected` for file-level problems and
-    :class:`~crmtier.mappings.MappingError` when the source has no (valid) mapping.
+    :class:`~crmtier.ingest.mappings.MappingError` when the source has no (valid) mapping.
     """
     path = Path(path)
     em = _resolve_entity(source, entity, mapping, search_dirs)
@@ -733,273 +731,3 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
     )
     assert result.rows_in == len(result.rows) + len(result.quarantined)
     return result
-
-
-# ----------------------------------------------------------------------------------------
-# write_vendor_export
-
-
-def _fmt_strftime(value: _dt.datetime | _dt.date, fmt: str) -> str:
-    """strftime with portable ``%-m``/``%-d``/``%-H``/``%-I``/``%-M`` (no zero padding)."""
-    if "%-" in fmt:
-        repl = {
-            "%-m": str(value.month),
-            "%-d": str(value.day),
-        }
-        if isinstance(value, _dt.datetime):
-            repl.update({
-                "%-H": str(value.hour),
-                "%-I": str(value.hour % 12 or 12),
-                "%-M": str(value.minute),
-            })
-        for k, v in repl.items():
-            fmt = fmt.replace(k, v.replace("%", "%%"))
-    return value.strftime(fmt)
-
-
-def _format_amount_text(text: str, em: EntityMapping) -> str:
-    ex = em.export
-    d = Decimal(text)
-    neg = d < 0
-    d = abs(d)
-    plain = format(d, "f")
-    int_part, _, frac = plain.partition(".")
-    if ex.amount_thousands:
-        groups = []
-        while len(int_part) > 3:
-            groups.insert(0, int_part[-3:])
-            int_part = int_part[:-3]
-        groups.insert(0, int_part)
-        int_part = ex.amount_thousands.join(groups)
-    body = int_part + ((em.decimal_separator + frac) if frac else "")
-    return ("-" if neg else "") + ex.amount_prefix + body + ex.amount_suffix
-
-
-@lru_cache(maxsize=16)
-def _zone_or_none(tz: str) -> ZoneInfo | None:
-    return None if tz.upper() in ("UTC", "GMT") else ZoneInfo(tz)
-
-
-def _to_local(ts: _dt.datetime, tz: str) -> _dt.datetime:
-    zone = _zone_or_none(tz)
-    aware = ts.replace(tzinfo=_dt.timezone.utc)
-    return aware.astimezone(zone) if zone is not None else aware
-
-
-def _canonical_date(v: Any) -> _dt.date | None:
-    if not isinstance(v, str) or len(v) != 10:
-        return None
-    try:
-        return _dt.date.fromisoformat(v)
-    except ValueError:
-        return None
-
-
-def _canonical_timestamp(v: Any) -> _dt.datetime | None:
-    if not isinstance(v, str) or len(v) != 19 or v[10] != " ":
-        return None
-    try:
-        return _dt.datetime.fromisoformat(v)
-    except ValueError:
-        return None
-
-
-def _canonical_amount(v: Any) -> Decimal | None:
-    if not isinstance(v, str) or not v or not all(c.isdigit() or c in "-." for c in v):
-        return None
-    try:
-        d = Decimal(v)
-    except ArithmeticError:
-        return None
-    return d if d.is_finite() else None
-
-
-def _header_for(spec) -> list[str]:
-    if spec.concat:
-        return [part[0] for part in spec.concat]
-    return [spec.headers[0]]
-
-
-def _split_concat(value: str | None, parts: int, sep: str) -> list[str | None]:
-    if value is None:
-        return [None] * parts
-    bits = value.split(sep) if sep else [value]
-    if len(bits) <= 1:
-        return [None] * (parts - 1) + [value]  # a single word goes to the last part (Last Name)
-    head = sep.join(bits[: len(bits) - (parts - 1)])
-    return [head] + bits[len(bits) - (parts - 1):]
-
-
-def write_vendor_export(
-    frames: dict[str, pd.DataFrame],
-    out_dir: str | os.PathLike[str],
-    source: str,
-    file_stem: str = "export",
-    *,
-    file_format: str | None = None,
-    encoding: str | None = None,
-    delimiter: str | None = None,
-    mapping: Mapping | None = None,
-    search_dirs: list[str] | None = None,
-) -> dict[str, Path]:
-    """Write canonical frames as ``source`` would export them.
-
-    Files go to ``out_dir/<source>/<entity>/<file_stem>.<csv|tsv|txt|xlsx>`` (so ``out_dir`` is
-    the landing folder); returns ``{entity: path}``.  Keys starting with ``_`` are ignored.
-    Values that are not canonical (e.g. the deliberately bad rows of ``generate_frames``:
-    ``abc`` amounts, ``not-a-date``, unknown statuses) are written verbatim, so they are
-    quarantined again when the file is read back; empty strings are written as empty.  Headers are the first alias of each
-    mapped column, values use the mapping's ``export`` section (date/timestamp formats,
-    amount prefix/thousands, status/event/gender vocabulary = first alias, phone style,
-    ``customer_ref``).  ``file_format``/``encoding``/``delimiter`` override the mapping, e.g.
-    ``file_format="txt", encoding="utf-16-le"`` for Excel "Unicode text" (tab, with BOM).
-    Orders/events with ``customer_ref: name`` need ``frames["customers"]`` for the names.
-    """
-    mapping = mapping or load_mapping(source, search_dirs)
-    out_dir = Path(out_dir)
-    written: dict[str, Path] = {}
-    names_by_id: dict[str, str] = {}
-    phones_by_id: dict[str, str] = {}
-    if "customers" in frames and "name" in frames["customers"].columns:
-        cust = frames["customers"]
-        for cid, nm in zip(_obj(cust["customer_id"]), _obj(cust["name"])):
-            if cid is not None and nm is not None:
-                names_by_id.setdefault(str(cid), str(nm))
-        if "phone" in cust.columns:
-            for cid, ph in zip(_obj(cust["customer_id"]), _obj(cust["phone"])):
-                if cid is not None and ph is not None:
-                    phones_by_id.setdefault(str(cid), str(ph))
-    for entity, frame in frames.items():
-        if entity.startswith("_"):
-            continue
-        em = mapping.entity(entity)
-        ex = em.export
-        fmt = file_format or ex.format
-        enc = encoding or ex.encoding
-        delim = delimiter or ("\t" if fmt in ("tsv", "txt") else ex.delimiter)
-        typed = fmt == "xlsx" and ex.xlsx_typed
-        n = len(frame)
-        col = {c: (_obj(frame[c]) if c in frame.columns else np.full(n, None, dtype=object)) for c in CANONICAL_COLUMNS[entity]}
-
-        headers: list[str] = []
-        columns: list[list[Any]] = []
-
-        def emit(hdrs: list[str], cols: list[list[Any]]) -> None:
-            headers.extend(hdrs)
-            columns.extend(cols)
-
-        ref = ex.customer_ref
-        by_name = ref in ("name", "name_phone", "both") and "customer_name" in em.columns
-        by_phone = ref == "name_phone" and "customer_phone" in em.columns
-        if (by_name or by_phone) and n and not names_by_id:
-            raise ValueError(f"{source}.{entity}: export.customer_ref '{ref}' needs frames['customers'] with names")
-        for cname, spec in em.columns.items():
-            if cname == "customer_phone":
-                if by_phone:
-                    raw_phones = [phones_by_id.get(str(c)) if c is not None else None for c in col["customer_id"]]
-                    prefix = "+" + em.phone_country_code
-                    out_p = []
-                    for v in raw_phones:
-                        canon = normalize_phone(v, em.phone_country_code)[0] if v is not None else None
-                        if canon is not None and ex.phone == "national" and canon.startswith(prefix):
-                            canon = canon[len(prefix):]
-                        out_p.append(canon if canon is not None else v)
-                    emit(_header_for(spec), [out_p])
-                continue
-            if cname == "customer_name":
-                if by_name:
-                    emit(_header_for(spec), [[names_by_id.get(str(c)) if c is not None else None for c in col["customer_id"]]])
-                continue
-            if cname == "customer_id" and entity != "customers" and by_name and ref != "both":
-                continue
-            vals = col[cname]
-            kind = COLUMN_KINDS.get(cname, "text")
-            if spec.concat:
-                split = [_split_concat(v, len(spec.concat), spec.sep) for v in vals]
-                emit(_header_for(spec), [[s[k] for s in split] for k in range(len(spec.concat))])
-                continue
-            out_vals: list[Any] = []
-            if kind == "date":
-                for v in vals:
-                    d = _canonical_date(v)
-                    if d is None:
-                        out_vals.append(v)  # empty or not canonical: written as is
-                    else:
-                        out_vals.append(d if typed else _fmt_strftime(d, ex.date_format))
-            elif kind == "timestamp":
-                for v in vals:
-                    t = _canonical_timestamp(v)
-                    if t is None:
-                        out_vals.append(v)
-                    else:
-                        local = _to_local(t, em.timezone)
-                        out_vals.append(local.replace(tzinfo=None) if typed else _fmt_strftime(local, ex.timestamp_format))
-            elif kind == "amount":
-                for v in vals:
-                    d = _canonical_amount(v)
-                    if d is None:
-                        out_vals.append(v)
-                    elif typed:
-                        out_vals.append(float(d))
-                    else:
-                        out_vals.append(_format_amount_text(str(v), em))
-            elif kind == "phone":
-                prefix = "+" + em.phone_country_code
-                for v in vals:
-                    canon = normalize_phone(v, em.phone_country_code)[0] if v is not None else None
-                    if canon is None:
-                        out_vals.append(v)
-                    elif ex.phone == "national" and canon.startswith(prefix):
-                        out_vals.append(canon[len(prefix):])
-                    else:
-                        out_vals.append(canon)
-            elif cname in em.vocab_spec:
-                spec_v = em.vocab_spec[cname]
-                first = {canon: (aliases[0] if aliases else canon) for canon, aliases in spec_v.items()}
-                out_vals = [first.get(str(v), v) if v is not None else None for v in vals]
-            else:
-                out_vals = list(vals)
-            emit(_header_for(spec), [out_vals])
-
-        suffix = {"csv": ".csv", "tsv": ".tsv", "txt": ".txt", "xlsx": ".xlsx"}[fmt]
-        target = out_dir / source / entity / f"{file_stem}{suffix}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        records = list(zip(*columns)) if columns else []
-        if fmt == "xlsx":
-            _write_xlsx(target, ex.sheet, headers, records)
-        else:
-            _write_text(target, enc, delim, headers, records)
-        written[entity] = target
-    return written
-
-
-def _write_text(target: Path, enc: str, delim: str, headers: list[str], records: list[tuple]) -> None:
-    norm = enc.lower().replace("_", "-")
-    bom = norm in ("utf-16-le", "utf-16-be", "utf-16le", "utf-16be")  # Excel writes a BOM
-    with open(target, "w", encoding=enc, newline="") as fh:
-        if bom:
-            fh.write("\ufeff")
-        w = csv.writer(fh, delimiter=delim, lineterminator="\r\n")
-        w.writerow(headers)
-        for rec in records:
-            w.writerow(["" if v is None else v for v in rec])
-
-
-def _write_xlsx(target: Path, sheet: str, headers: list[str], records: list[tuple]) -> None:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=sheet)
-
-    def cell(v: Any) -> Any:
-        if isinstance(v, str) and v.startswith("="):  # keep text, never a formula
-            c = WriteOnlyCell(ws, value=v)
-            c.data_type = "s"
-            return c
-        return v
-
-    ws.append([cell(h) for h in headers])
-    for rec in records:
-        ws.append([cell(v) for v in rec])
-    wb.save(target)

@@ -1,0 +1,1 @@
+"""Sample data: the generator of canonical exports and vendor-style sample exports."""
