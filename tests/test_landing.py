@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from crmtier.ingest import landing as ingest
-from crmtier.ingest.landing import IngestSettings, count_records, ingest_landing, retract_load
+from crmtier.ingest.generic_csv import count_records
+from crmtier.ingest.landing import IngestSettings, ingest_landing, retract_load
 from tests.conftest import write_csv
 
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"

@@ -10,10 +10,10 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from crmtier.ingest.encodings import FileRejected as EncFileRejected
 from crmtier.ingest.encodings import detect_encoding, read_table, read_text_table
 from crmtier.ingest.mappings import MappingError, list_sources, load_mapping
-from crmtier.ingest.vendor import FileRejected, NormalizedFile, normalize_file
+from crmtier.ingest.errors import FileRejected
+from crmtier.ingest.vendor import NormalizedFile, normalize_file
 from crmtier.samples.vendor_export import write_vendor_export
 
 VENDORS = ["generic", "fxiaoke", "zoho_crm", "salesforce", "hubspot"]
@@ -421,7 +421,7 @@ def test_xlsx_file_level_problems(tmp_path):
     wb.save(p)
     with pytest.raises(FileRejected, match="header only, no data rows"):
         normalize_file(p, "generic", "orders")
-    with pytest.raises(EncFileRejected, match="sheet 'Deals' not found; sheets: Sheet"):
+    with pytest.raises(FileRejected, match="sheet 'Deals' not found; sheets: Sheet"):
         read_table(p, sheet="Deals")
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crmtier.ingest.errors import FileRejected
+
 __all__ = [
-    "FileRejected",
     "RawTable",
     "detect_encoding",
     "decode_bytes",
@@ -49,10 +50,6 @@ _WESTERN_SINGLE = {"cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "
                    "latin_1", "iso8859_1", "iso8859_2", "iso8859_15", "cp1006", "cp1125", "mac_latin2", "cp775",
                    "cp850", "cp437", "mac_roman", "cp858"}
 _DETECT_SAMPLE = 4 * 1024 * 1024
-
-
-class FileRejected(Exception):
-    """The whole file cannot be loaded (missing column, empty, bad delimiter, truncated, ...)."""
 
 
 @dataclass

@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmtier.ingest.encodings import FileRejected, RawTable, read_table
+from crmtier.ingest.encodings import RawTable, read_table
+from crmtier.ingest.errors import FileRejected
 from crmtier.ingest.expressions import EvalError
 from crmtier.ingest.mappings import (
     AMOUNT_DECIMALS,
@@ -75,7 +76,7 @@ from crmtier.ingest.parsing import (
     vocab_key,
 )
 
-__all__ = ["NormalizedFile", "FileRejected", "MappingError", "normalize_file", "QUARANTINE_COLUMNS"]
+__all__ = ["NormalizedFile", "MappingError", "normalize_file", "QUARANTINE_COLUMNS"]
 
 QUARANTINE_COLUMNS = ["_row_number", "reason", "raw_values"]
 

@@ -29,7 +29,7 @@
     a time of day without one is in the load's zone (`zone_expr`: the mapping's settings.timezone,
     from raw.load_settings); a bare calendar day is midnight, unshifted (a day is not an instant;
     crmtier/ingest/parsing.py does the same for vendor files). Ingest quarantines what this cannot read
-    (crmtier/ingest/landing.py `_unreadable_timestamp`). -#}
+    (crmtier/ingest/row_rules.py `_unreadable_timestamp`). -#}
 {% macro utc_timestamp(text_expr, zone_expr) -%}
     case
         when regexp_matches(trim({{ text_expr }}), {{ written_zone_pattern() }})
