@@ -186,10 +186,11 @@ def test_utf16_without_bom_and_small_gbk_file(tmp_path):
 
 def test_semicolon_and_crlf_and_quoted_newlines(tmp_path):
     p = tmp_path / "semi.csv"
-    p.write_bytes(b'customer_id;name;city\r\nC1;"Smith; John";"Hang\r\nzhou"\r\nC2;Li;Beijing\r\n')
+    p.write_bytes(b'customer_id;name;city;created_at\r\nC1;"Smith; John";"Hang\r\nzhou";2024-01-01\r\n'
+                  b'C2;Li;Beijing;2024-01-02\r\n')
     table = read_table(p)
     assert table.delimiter == ";"
-    assert table.rows == [["C1", "Smith; John", "Hang\nzhou"], ["C2", "Li", "Beijing"]]
+    assert table.rows == [["C1", "Smith; John", "Hang\nzhou", "2024-01-01"], ["C2", "Li", "Beijing", "2024-01-02"]]
     nf = normalize_file(p, "generic", "customers")
     assert list(nf.rows["city"]) == ["Hang zhou", "Beijing"]  # inner whitespace collapsed
     assert list(nf.rows["name"]) == ["Smith; John", "Li"]
@@ -559,8 +560,8 @@ def test_customer_matching_by_name_and_phone(tmp_path):
 
 
 def test_soft_problems_do_not_quarantine(tmp_path):
-    header = "customer_id,name,gender,phone,birth_date,Owner,Level"
-    text = _rows(header, "C1,张三,unknown,12,1990-01-01,王经理,", "C2,李四,女士,138-0000-0002,,,A")
+    header = "customer_id,name,gender,phone,birth_date,created_at,Owner,Level"
+    text = _rows(header, "C1,张三,unknown,12,1990-01-01,2024-01-01,王经理,", "C2,李四,女士,138-0000-0002,,2024-01-01,,A")
     nf = normalize_file(_write(tmp_path, "c.csv", text), "generic", "customers")
     check_invariant(nf)
     assert nf.quarantined.empty

@@ -26,7 +26,8 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
     entities:
       customers | orders | events:
         sheet: Contacts             # xlsx only: sheet name or 0-based index (default: first)
-        required: [customer_id]     # canonical columns that must exist (and be non-empty)
+        required: [customer_id]     # canonical columns that must exist (and be non-empty);
+                                    #   default: crmtier/layout.py REQUIRED
         customer_match: [customer_id, name, phone]   # orders/events: how the customer is named
         generate_missing_id: false  # derive a stable id from the row when the id is absent
         columns:                    # canonical column -> accepted header names, by priority
@@ -90,6 +91,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from crmtier import layout
 from crmtier.layout import AMOUNT_DECIMALS  # more decimals are quarantined unless `amount_round` says
 from crmtier.ingest.expressions import Expression, ExpressionError, compile_expression
 from crmtier.ingest.parsing import DATE_ORDERS, build_vocab, vocab_key
@@ -112,15 +114,8 @@ __all__ = [
     "source_search_dirs",
 ]
 
-ENTITIES = ("customers", "orders", "events")
-CANONICAL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": (
-        "customer_id", "name", "gender", "birth_date", "phone", "email",
-        "occupation", "income", "province", "city", "created_at",
-    ),
-    "orders": ("order_id", "customer_id", "order_time", "amount", "currency", "status"),
-    "events": ("event_id", "customer_id", "event_time", "event_type", "channel"),
-}
+ENTITIES = layout.ENTITIES
+CANONICAL_COLUMNS: dict[str, tuple[str, ...]] = layout.COLUMNS
 # not output columns: used to find the customer when the export names it instead of its id
 PSEUDO_COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (),
@@ -128,7 +123,7 @@ PSEUDO_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("customer_name", "customer_phone"),
 }
 MATCH_KEYS = {"customer_id": "customer_id", "name": "customer_name", "phone": "customer_phone"}
-ID_COLUMN = {"customers": "customer_id", "orders": "order_id", "events": "event_id"}
+ID_COLUMN = layout.BUSINESS_KEY
 COLUMN_KINDS: dict[str, str] = {
     "birth_date": "date",
     "created_at": "timestamp",
@@ -142,19 +137,10 @@ COLUMN_KINDS: dict[str, str] = {
     "event_type": "event_type",
     "currency": "currency",
 }
-VOCAB_VALUES: dict[str, tuple[str, ...]] = {
-    "status": ("paid", "refunded", "cancelled"),
-    "event_type": (
-        "web_visit", "page_view", "login", "email_open", "email_click",
-        "campaign_join", "social_interaction", "support_ticket",
-    ),
-    "gender": ("M", "F"),
-}
-DEFAULT_REQUIRED = {
-    "customers": ("customer_id",),
-    "orders": ("order_id", "customer_id", "order_time", "amount", "status"),
-    "events": ("customer_id", "event_time", "event_type"),
-}
+VOCAB_VALUES: dict[str, tuple[str, ...]] = layout.VOCABULARIES
+# A mapping without `required` (the generic one) requires layout.REQUIRED (created_at when it maps
+# it): the generic .csv reader and the generic mapping (.xlsx, .tsv, ...) reject the same files.
+DEFAULT_REQUIRED = layout.REQUIRED
 
 PACKAGED_SOURCES_DIR = Path(__file__).resolve().parents[1] / "sources"  # crmtier/sources
 _SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -520,7 +506,11 @@ def _parse_entity(
         if MATCH_KEYS[m] not in columns:
             raise _err(path, f"{ek}.customer_match", f"{m!r} needs a column '{MATCH_KEYS[m]}' in columns")
 
-    required = _str_list(path, f"{ek}.required", raw["required"]) if "required" in raw else DEFAULT_REQUIRED[entity]
+    if "required" in raw:
+        required = _str_list(path, f"{ek}.required", raw["required"])
+    else:  # the layout's required columns; created_at only when mapped (a CRM may export no sign-up time)
+        required = [r for r in DEFAULT_REQUIRED[entity]
+                    if r != "created_at" or r in columns or r in constants or r in derived]
     for r in required:
         if r not in CANONICAL_COLUMNS[entity]:
             raise _err(path, f"{ek}.required", f"{r!r} is not a canonical {entity} column")

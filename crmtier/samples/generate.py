@@ -38,22 +38,11 @@ from typing import Any
 
 import numpy as np
 
-ENTITIES = ("customers", "orders", "events")
+from crmtier.layout import COLUMNS, ENTITIES, EVENT_TYPES, GENDERS, ORDER_STATUSES
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("customer_id", "name", "gender", "birth_date", "phone", "email",
-                  "occupation", "income", "province", "city", "created_at"),
-    "orders": ("order_id", "customer_id", "order_time", "amount", "currency", "status"),
-    "events": ("event_id", "customer_id", "event_time", "event_type", "channel"),
-}
-
-ORDER_STATUSES = ("paid", "refunded", "cancelled")
-ORDER_STATUS_P = (0.88, 0.07, 0.05)
+ORDER_STATUS_P = (0.88, 0.07, 0.05)  # in ORDER_STATUSES order
 CURRENCIES = ("CNY", "USD")
-EVENT_TYPES = ("web_visit", "page_view", "login", "email_open", "email_click",
-               "campaign_join", "social_interaction", "support_ticket")
 CHANNELS = ("web", "app", "email", "wechat", "phone")
-GENDERS = ("M", "F")
 OCCUPATIONS = ("engineer", "teacher", "doctor", "nurse", "sales", "manager", "accountant",
                "designer", "civil servant", "business owner", "freelancer", "worker",
                "student", "retired")
