@@ -38,6 +38,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+from crmtier.delivery.durable import fsync_dir
 from crmtier.faults import fault_point
 
 log = logging.getLogger(__name__)
@@ -165,15 +166,8 @@ def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-    _fsync(folder)
+    fsync_dir(folder)
 
-
-def _fsync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _RENAME_EXCHANGE = 2
@@ -186,7 +180,7 @@ def swap_in(new: Path, target: Path) -> None:
     if this one dies in between)."""
     if not target.exists():
         os.rename(new, target)
-        _fsync(target.parent)
+        fsync_dir(target.parent)
         return
     try:
         import ctypes
@@ -200,7 +194,7 @@ def swap_in(new: Path, target: Path) -> None:
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.rename(target, old)
         os.rename(new, target)
-    _fsync(target.parent)
+    fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

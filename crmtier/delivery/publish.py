@@ -31,6 +31,7 @@ from pathlib import Path
 
 import duckdb
 
+from crmtier.delivery.durable import fsync_dir
 from crmtier.faults import fault_point
 from crmtier.permissions import share_published
 
@@ -153,7 +154,7 @@ def publish_snapshot(warehouse: str | Path, target: str | Path, as_of_date: str,
     share_published(tmp)
     fault_point("publish")
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     legacy = target.parent / LEGACY_HISTORY_FOLDER
     if legacy.is_dir():  # history now lives inside the snapshot file
         shutil.rmtree(legacy, ignore_errors=True)
@@ -173,11 +174,3 @@ def _drop_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     for (view,) in con.execute("select table_name from information_schema.tables where table_catalog = ? "
                                "and table_type = 'VIEW'", [catalog]).fetchall():
         con.execute(f"drop view main.{view}")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -324,6 +324,15 @@ def _parse_offset(tz: str, local: _dt.datetime | None = None) -> _dt.timedelta |
     return -delta if m.group(1) == "-" else delta
 
 
+def _year_last_day_month(a: int, b: int, order: str) -> tuple[int, int] | str:
+    """(day, month) of a year-last numeric date (`a/b/yyyy`): only the declared order decides."""
+    if order == "dmy":
+        return a, b
+    if order == "mdy":
+        return b, a
+    return "year-last date but date_order is ymd (declare dmy or mdy)"
+
+
 def _parse_parts(text: str, order: str, formats: tuple[str, ...]) -> _Parsed | str:
     """Parse normalised ``text`` into date/time/offset, or return a reason string."""
     # 1. user-declared strptime formats win
@@ -353,14 +362,10 @@ def _parse_parts(text: str, order: str, formats: tuple[str, ...]) -> _Parsed | s
         return _finish(text, int(m[1]), int(m[3]), int(m[4]), m[5], m[6], m[7], None, m[8])
     m = _FAST_YL.fullmatch(low)
     if m:
-        a, b = int(m[1]), int(m[3])
-        if order == "dmy":
-            d, mo = a, b
-        elif order == "mdy":
-            mo, d = a, b
-        else:
-            return "year-last date but date_order is ymd (declare dmy or mdy)"
-        return _finish(text, int(m[4]), mo, d, m[5], m[6], m[7], m[8], None)
+        day_month = _year_last_day_month(int(m[1]), int(m[3]), order)
+        if isinstance(day_month, str):
+            return day_month
+        return _finish(text, int(m[4]), day_month[1], day_month[0], m[5], m[6], m[7], m[8], None)
     for kind, rx in _DT_RES:
         m = rx.match(low)
         if not m:
@@ -374,13 +379,11 @@ def _parse_parts(text: str, order: str, formats: tuple[str, ...]) -> _Parsed | s
                 continue
             y, d = int(g["y"]), int(g["d"])
         else:  # year-last numeric: only the declared order decides
-            a, b, y = int(g["a"]), int(g["b"]), int(g["y"])
-            if order == "dmy":
-                d, mo = a, b
-            elif order == "mdy":
-                mo, d = a, b
-            else:
-                return "year-last date but date_order is ymd (declare dmy or mdy)"
+            y = int(g["y"])
+            day_month = _year_last_day_month(int(g["a"]), int(g["b"]), order)
+            if isinstance(day_month, str):
+                return day_month
+            d, mo = day_month
         return _finish(
             text, y, mo, d, g.get("H"),
             g.get("M") or g.get("M2") or g.get("M3"),

@@ -268,33 +268,39 @@ def add_warnings(folder: Path, as_of_date: str, section: str, payload: dict) -> 
     return path
 
 
+def _table_section(title: str, intro: str, summary_head: tuple[str, str], summary_rows: list[str],
+                   sample_head: tuple[str, str], sample_rows: list[str]) -> list[str]:
+    """A warnings section: heading, one sentence, a summary table, then a table of sample rows."""
+    return [f"### {title}", "", intro, "", *summary_head, *summary_rows, "", *sample_head, *sample_rows, ""]
+
+
 def render_warnings_markdown(warnings: dict) -> str:
     lines: list[str] = []
     unknown = warnings.get("unknown_customers")
     if unknown is not None:
-        lines += ["### Unknown customers (unknown_customer)", "",
-                  f"{unknown['rows']:,} order/event row(s) in staging name a customer id that is not in the "
-                  f"customers data; they are in no mart. {unknown['differ_only_by_case']:,} differ from a known "
-                  "id only by case (set `settings.id_normalize` in the source's mapping).", "",
-                  "| entity | file | rows | unknown ids |", "|---|---|---:|---:|"]
-        lines += [f"| {f['entity']} | {_cell(f['file'])} | {f['rows']:,} | {f['customers']:,} |"
-                  for f in unknown["by_file"]] or ["| (none) | | 0 | 0 |"]
-        lines += ["", "| entity | file | row id | customer_id | known id differing by case |", "|---|---|---|---|---|"]
-        lines += [f"| {s['entity']} | {_cell(s['file'])} | {_cell(s['row_id'])} | {_cell(repr(s['customer_id']))} | "
-                  f"{_cell(s['known_customer_differing_by_case'])} |" for s in unknown["samples"]]
-        lines.append("")
+        lines += _table_section(
+            "Unknown customers (unknown_customer)",
+            f"{unknown['rows']:,} order/event row(s) in staging name a customer id that is not in the "
+            f"customers data; they are in no mart. {unknown['differ_only_by_case']:,} differ from a known "
+            "id only by case (set `settings.id_normalize` in the source's mapping).",
+            ("| entity | file | rows | unknown ids |", "|---|---|---:|---:|"),
+            [f"| {f['entity']} | {_cell(f['file'])} | {f['rows']:,} | {f['customers']:,} |"
+             for f in unknown["by_file"]] or ["| (none) | | 0 | 0 |"],
+            ("| entity | file | row id | customer_id | known id differing by case |", "|---|---|---|---|---|"),
+            [f"| {s['entity']} | {_cell(s['file'])} | {_cell(s['row_id'])} | {_cell(repr(s['customer_id']))} | "
+             f"{_cell(s['known_customer_differing_by_case'])} |" for s in unknown["samples"]])
     fields = warnings.get("field_warnings")
     if fields is not None:
-        lines += ["### Field-level warnings (optional fields that could not be read)", "",
-                  f"{fields['rows']:,} value(s) in this run's files; the rows loaded with the field null "
-                  "(all of them: `staging.stg_generic__field_warnings`).", "",
-                  "| field | warning | source | file | rows |", "|---|---|---|---|---:|"]
-        lines += [f"| {f['field']} | {f['warning']} | {f['source']} | {_cell(f['file'])} | {f['rows']:,} |"
-                  for f in fields["by_field"]] or ["| (none) | | | | 0 |"]
-        lines += ["", "| field | file | row | customer_id | value |", "|---|---|---:|---|---|"]
-        lines += [f"| {s['field']} | {_cell(s['file'])} | {s['row']} | {_cell(s['customer_id'])} | {_cell(repr(s['value']))} |"
-                  for s in fields["samples"]]
-        lines.append("")
+        lines += _table_section(
+            "Field-level warnings (optional fields that could not be read)",
+            f"{fields['rows']:,} value(s) in this run's files; the rows loaded with the field null "
+            "(all of them: `staging.stg_generic__field_warnings`).",
+            ("| field | warning | source | file | rows |", "|---|---|---|---|---:|"),
+            [f"| {f['field']} | {f['warning']} | {f['source']} | {_cell(f['file'])} | {f['rows']:,} |"
+             for f in fields["by_field"]] or ["| (none) | | | | 0 |"],
+            ("| field | file | row | customer_id | value |", "|---|---|---:|---|---|"),
+            [f"| {s['field']} | {_cell(s['file'])} | {s['row']} | {_cell(s['customer_id'])} | {_cell(repr(s['value']))} |"
+             for s in fields["samples"]])
     thin = warnings.get("thin_data")
     if thin is not None:
         lines += ["### Thin data (purchases, CLV models)", "",

@@ -165,6 +165,23 @@ def _gg_params(params) -> tuple[float, float, float]:
     return p, q, v
 
 
+def _fit_from_starts(obj, starts, bounds, names, clip: bool = False):
+    """L-BFGS-B from each start in turn until one converges; else the best (lowest objective) fit.
+    Returns (u, converged, message)."""
+    best = None
+    for start in starts:
+        u0 = np.log(start)
+        if clip:
+            u0 = np.clip(u0, [b[0] for b in bounds], [b[1] for b in bounds])
+        u, ok, msg, res = _run_lbfgsb(obj, u0, bounds, names)
+        f = float(res.fun)
+        if best is None or (ok and not best[1]) or (ok == best[1] and f < best[3]):
+            best = (u, ok, msg, f)
+        if ok:
+            break
+    return best[0], best[1], best[2]
+
+
 def _run_lbfgsb(fun, u0: np.ndarray, bounds, names: tuple[str, ...]):
     """L-BFGS-B with a tolerant acceptance rule; returns (u, converged, message)."""
     res = minimize(
@@ -360,16 +377,8 @@ def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0, weights=None) -> Bg
     lo_a, hi_a = (math.log(v) for v in _SCALE_BOUNDS)
     bounds = [(lo_s, hi_s), (lo_a, hi_a), (lo_s, hi_s), (lo_s, hi_s)]
     names = ("r", "alpha", "a", "b")
-    best = None
-    for start in ([1.0, alpha0_rel, 1.0, 1.0], [0.25, 0.1 * alpha0_rel, 0.8, 2.5]):
-        u0 = np.clip(np.log(start), [b[0] for b in bounds], [b[1] for b in bounds])
-        u, ok, msg, res = _run_lbfgsb(obj, u0, bounds, names)
-        f = float(res.fun)
-        if best is None or (ok and not best[1]) or (ok == best[1] and f < best[3]):
-            best = (u, ok, msg, f)
-        if ok:
-            break
-    u, ok, msg, _ = best
+    starts = ([1.0, alpha0_rel, 1.0, 1.0], [0.25, 0.1 * alpha0_rel, 0.8, 2.5])
+    u, ok, msg = _fit_from_starts(obj, starts, bounds, names, clip=True)
     r, alpha, a, b = obj.params(u)
     return BgNbdFit(
         r=r, alpha=alpha, a=a, b=b, log_likelihood=obj.log_likelihood(u), n_customers=n_customers,
@@ -527,15 +536,7 @@ def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaG
     lo_s, hi_s = (math.log(v) for v in _SHAPE_BOUNDS)
     lo_v, hi_v = (math.log(v) for v in _SCALE_BOUNDS)
     bounds = [(lo_s, hi_s), (lo_s, hi_s), (lo_v, hi_v)]
-    best = None
-    for start in ([1.0, 2.0, 1.0], [5.0, 4.0, 3.0], [0.5, 1.5, 0.5]):
-        u, ok, msg, res = _run_lbfgsb(obj, np.log(start), bounds, ("p", "q", "v"))
-        f = float(res.fun)
-        if best is None or (ok and not best[1]) or (ok == best[1] and f < best[3]):
-            best = (u, ok, msg, f)
-        if ok:
-            break
-    u, ok, msg, _ = best
+    u, ok, msg = _fit_from_starts(obj, ([1.0, 2.0, 1.0], [5.0, 4.0, 3.0], [0.5, 1.5, 0.5]), bounds, ("p", "q", "v"))
     p, q, v = obj.params(u)
     ll = float(np.sum(gamma_gamma_log_likelihood((p, q, v), x, m)))
     if ok and q <= 1.0:
