@@ -348,16 +348,204 @@ def normalize_file(
     return _normalize_table(table, em, path, customers_lookup)
 
 
-def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.DataFrame | None) -> NormalizedFile:
-    entity = em.entity
-    name = str(path)
-    header = table.header
-    width = len(header)
-    display = _display_headers(header)
-    keys = [vocab_key(h) for h in header]
-    found = _find_columns(em, keys)
+@dataclass
+class _Columns:
+    """The columns of one file being normalised: raw cells by position, normalised text per
+    canonical column, parsed values, and what the per-kind parsers noted along the way."""
 
-    # ---- required columns -------------------------------------------------------------
+    em: EntityMapping
+    name: str
+    header: list[str]
+    keys: list[str]
+    found: dict[str, _Found]
+    frame: pd.DataFrame
+    n: int
+    reasons: _Reasons
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    invalid_notes: list[dict[str, str] | None] = field(default_factory=list)
+    rounded_notes: dict[int, dict[str, str]] = field(default_factory=dict)  # row -> {column: value as written}
+    currency_hint: np.ndarray | None = None
+    negatives: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    raw_present: dict[str, np.ndarray] = field(default_factory=dict)
+    derived_errors: dict[str, np.ndarray] = field(default_factory=dict)
+    _norm_cache: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.invalid_notes = [None] * self.n
+        self.currency_hint = np.full(self.n, None, dtype=object)
+        self.key_pos: dict[str, int] = {}
+        for i, k in enumerate(self.keys):
+            self.key_pos.setdefault(k, i)
+
+    def none(self) -> np.ndarray:
+        return np.full(self.n, None, dtype=object)
+
+    def norm(self, i: int) -> np.ndarray:
+        if i not in self._norm_cache:
+            self._norm_cache[i] = normalize_text_series(self.frame[i]).to_numpy()
+        return self._norm_cache[i]
+
+    def note(self, mask: np.ndarray, col: str, raw: np.ndarray) -> None:
+        """Soft problem: the value is emptied and kept in `_extra` under `_invalid`."""
+        for i in np.flatnonzero(mask):
+            d = self.invalid_notes[i]
+            if d is None:
+                d = self.invalid_notes[i] = {}
+            d[col] = raw[i]
+
+    def derived_text(self, col: str) -> np.ndarray:
+        """Evaluate the mapping's expression row by row (once per distinct input)."""
+        em = self.em
+        expr = em.derived[col]
+        pos = {}
+        for name in sorted(expr.columns):
+            if vocab_key(name) not in self.key_pos:
+                raise FileRejected(
+                    f"{name}: column {name!r} used by {em.key('derived.' + col)} = {expr.text!r} "
+                    f"(mapping {em.path}) is not in the file. Headers in the file: "
+                    f"{', '.join(repr(h) for h in self.header)}"
+                )
+            pos[name] = self.norm(self.key_pos[vocab_key(name)])
+        names = sorted(pos)
+        out = self.none()
+        errors = np.zeros(self.n, dtype=bool)
+        cache: dict[tuple, tuple[str | None, str | None]] = {}
+        label = "unparseable_amount" if COLUMN_KINDS.get(col) == "amount" else "derived_value_error"
+        for i in range(self.n):
+            args = tuple(pos[name][i] for name in names)
+            hit = cache.get(args)
+            if hit is None:
+                try:
+                    hit = (expr.evaluate(dict(zip(names, args)).get, em.decimal_separator), None)
+                except EvalError as exc:
+                    hit = (None, f"{label}: {col} = {expr.text} ({exc})")
+                cache[args] = hit
+            out[i], why = hit
+            if why is not None:
+                errors[i] = True
+                self.reasons._push(i, why)
+        self.derived_errors[col] = errors
+        return out
+
+    def column_text(self, col: str) -> np.ndarray:
+        em, n = self.em, self.n
+        if col in em.constants:
+            return np.full(n, em.constants[col], dtype=object)
+        if col in em.derived:
+            return self.derived_text(col)
+        f = self.found.get(col)
+        if f is None:
+            return self.none()
+        candidates = [self.norm(i) for i in f.single]
+        if f.parts:
+            parts = [(_coalesce([self.norm(i) for i in idxs]) if idxs else self.none()) for idxs in f.parts]
+            sep = em.columns[col].sep
+            joined = [sep.join(p for p in vals if p) or None for vals in zip(*parts)]
+            candidates.append(np.array(joined, dtype=object) if n else np.full(0, None, dtype=object))
+        # a single full-value column wins, row by row; the joined parts fill its gaps
+        return _coalesce(candidates)
+
+
+# ---- one parser per column kind: (columns, col, text, has) -> parsed values; problems become
+# reasons (quarantine) or notes (soft: emptied, kept in _extra)
+
+
+def _parse_date_kind(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray, timestamp: bool) -> np.ndarray:
+    em = cols.em
+    formats = em.column_date_formats.get(col, em.date_formats)
+    if timestamp:
+        vals, why = parse_timestamp_series(pd.Series(text, dtype=object), em.date_order, em.timezone, formats)
+    else:
+        vals, why = parse_date_series(pd.Series(text, dtype=object), em.date_order, formats)
+    vals, why = _obj(vals), why.to_numpy()
+    vals, why = _only_declared(text, vals, why, em.column_date_formats.get(col))
+    bad = has & (vals == None)  # noqa: E711
+    cols.reasons.add(bad, lambda i: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
+    return vals
+
+
+def _parse_date(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    return _parse_date_kind(cols, col, text, has, timestamp=False)
+
+
+def _parse_timestamp(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    return _parse_date_kind(cols, col, text, has, timestamp=True)
+
+
+def _parse_amount(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    em = cols.em
+    amounts, hints, why = parse_amount_series(pd.Series(text, dtype=object), em.decimal_separator)
+    vals, why = _obj(amounts), why.to_numpy()
+    vals, why, rounded = _declared_decimals(vals, why, em.amount_round)
+    for i in np.flatnonzero(rounded):
+        cols.rounded_notes.setdefault(int(i), {})[col] = text[i]
+    cols.currency_hint = _obj(hints)
+    bad = has & (vals == None)  # noqa: E711
+    cols.reasons.add(bad, lambda i: f"unparseable_amount: {col}={_q(text[i])} ({why[i]})")
+    neg = np.array([v is not None and v.startswith("-") for v in vals], dtype=bool)
+    if em.credit_notes:
+        cols.negatives[col] = (neg, text)  # allowed on credit notes: decided once status is known
+    else:
+        cols.reasons.add(neg, lambda i: f"negative_amount: {col}={_q(text[i])}")
+    return vals
+
+
+def _parse_phone(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    vals, _why = normalize_phone_series(pd.Series(text, dtype=object), cols.em.phone_country_code)
+    vals = _obj(vals)
+    if col == "phone":
+        cols.note(has & (vals == None), col, text)  # noqa: E711
+    return vals
+
+
+def _parse_gender(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    vocab = cols.em.vocab.get(col, {})
+    vals = _per_unique(text, lambda t: vocab.get(vocab_key(t)))
+    cols.note(has & (vals == None), col, text)  # noqa: E711
+    return vals
+
+
+def _parse_closed_vocabulary(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """status, event_type: a value outside the mapping's vocabulary is quarantined (unknown_ or
+    excluded_<kind>)."""
+    kind = COLUMN_KINDS[col]
+    vocab = cols.em.vocab.get(col, {})
+    excl = cols.em.exclude.get(col, frozenset())
+    ks = _per_unique(text, vocab_key)
+    vals = _per_unique(ks, vocab.get)
+    excluded = _per_unique(ks, lambda k: k in excl).astype(bool) & has
+    unknown = has & (vals == None) & ~excluded  # noqa: E711
+    cols.reasons.add(excluded, lambda i: f"excluded_{kind}: {_q(text[i])}")
+    cols.reasons.add(unknown, lambda i: f"unknown_{kind}: {_q(text[i])}")
+    return vals
+
+
+def _parse_text(cols: _Columns, col: str, text: np.ndarray, has: np.ndarray) -> np.ndarray:
+    em = cols.em
+    vals = text
+    if col in em.vocab:
+        vocab = em.vocab[col]
+        vals = _per_unique(text, lambda t: vocab.get(vocab_key(t), t))
+    if col in em.exclude:
+        excl = em.exclude[col]
+        excluded = _per_unique(text, lambda t: vocab_key(t) in excl).astype(bool)
+        cols.reasons.add(excluded, lambda i: f"excluded_{col}: {_q(text[i])}")
+    return vals
+
+
+PARSERS: dict[str, Any] = {
+    "date": _parse_date,
+    "timestamp": _parse_timestamp,
+    "amount": _parse_amount,
+    "phone": _parse_phone,
+    "gender": _parse_gender,
+    "status": _parse_closed_vocabulary,
+    "event_type": _parse_closed_vocabulary,
+}
+
+
+def _check_required_columns(em: EntityMapping, found: dict[str, _Found], name: str, header: list[str]) -> None:
+    """A required column the file does not have rejects the whole file."""
     match_cols = [MATCH_KEYS[m] for m in em.customer_match if m != "customer_id"]
     need = list(em.required)
     if em.id_column not in need and not em.generate_missing_id:
@@ -379,331 +567,202 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
             f"Headers in the file: {', '.join(repr(h) for h in header)}"
         )
 
-    used: set[int] = set()
-    column_map: dict[str, list[str]] = {}
-    for col, f in found.items():
-        idxs = f.positions()
-        used.update(idxs)
-        column_map[col] = [display[i] for i in idxs]
 
-    rows = table.rows
+def _fit_field_counts(rows: list[list[str]], width: int, reasons: _Reasons) -> list[list[str]]:
+    """Records cut or padded to the header's width; a record with fewer fields, or more non-empty
+    ones, is quarantined (field_count)."""
     n = len(rows)
-
-    # ---- field counts -------------------------------------------------------------------
-    reasons = _Reasons(n)
     lens = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
-    fixed: list[list[str]] = rows
     odd = np.flatnonzero(lens != width)
+    if not len(odd):
+        return rows
+    fixed = list(rows)
     bad_count = np.zeros(n, dtype=bool)
-    if len(odd):
-        fixed = list(rows)
-        for i in odd:
-            r = rows[i]
-            if len(r) > width:
-                if any(f.strip() for f in r[width:]):
-                    bad_count[i] = True
-                fixed[i] = r[:width]
-            else:
+    for i in odd:
+        r = rows[i]
+        if len(r) > width:
+            if any(f.strip() for f in r[width:]):
                 bad_count[i] = True
-                fixed[i] = r + [""] * (width - len(r))
-        reasons.add(bad_count, lambda i: f"field_count: expected {width} fields, got {len(rows[i])}")
-    frame = pd.DataFrame(fixed, columns=range(width), dtype=object) if n else pd.DataFrame(columns=range(width))
+            fixed[i] = r[:width]
+        else:
+            bad_count[i] = True
+            fixed[i] = r + [""] * (width - len(r))
+    reasons.add(bad_count, lambda i: f"field_count: expected {width} fields, got {len(rows[i])}")
+    return fixed
 
-    norm_cache: dict[int, np.ndarray] = {}
 
-    def norm(i: int) -> np.ndarray:
-        if i not in norm_cache:
-            norm_cache[i] = normalize_text_series(frame[i]).to_numpy()
-        return norm_cache[i]
-
-    key_pos: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        key_pos.setdefault(k, i)
-    derived_errors: dict[str, np.ndarray] = {}
-
-    def derived_text(col: str) -> np.ndarray:
-        """Evaluate the mapping's expression row by row (once per distinct input)."""
-        expr = em.derived[col]
-        pos = {}
-        for name in sorted(expr.columns):
-            if vocab_key(name) not in key_pos:
-                raise FileRejected(
-                    f"{name}: column {name!r} used by {em.key('derived.' + col)} = {expr.text!r} "
-                    f"(mapping {em.path}) is not in the file. Headers in the file: "
-                    f"{', '.join(repr(h) for h in header)}"
-                )
-            pos[name] = norm(key_pos[vocab_key(name)])
-        names = sorted(pos)
-        out = np.full(n, None, dtype=object)
-        errors = np.zeros(n, dtype=bool)
-        cache: dict[tuple, tuple[str | None, str | None]] = {}
-        kind = "amount" if COLUMN_KINDS.get(col) == "amount" else "derived"
-        for i in range(n):
-            args = tuple(pos[name][i] for name in names)
-            hit = cache.get(args)
-            if hit is None:
-                row = dict(zip(names, args))
-                try:
-                    hit = (expr.evaluate(row.get, em.decimal_separator), None)
-                except EvalError as exc:
-                    label = "unparseable_amount" if kind == "amount" else "derived_value_error"
-                    hit = (None, f"{label}: {col} = {expr.text} ({exc})")
-                cache[args] = hit
-            out[i], why = hit
-            if why is not None:
-                errors[i] = True
-                reasons._push(i, why)
-        derived_errors[col] = errors
-        return out
-
-    def column_text(col: str) -> np.ndarray:
-        if col in em.constants:
-            return np.full(n, em.constants[col], dtype=object)
-        if col in em.derived:
-            return derived_text(col)
-        f = found.get(col)
-        if f is None:
-            return np.full(n, None, dtype=object)
-        candidates = [norm(i) for i in f.single]
-        if f.parts:
-            parts = [(_coalesce([norm(i) for i in idxs]) if idxs else np.full(n, None, dtype=object)) for idxs in f.parts]
-            sep = em.columns[col].sep
-            joined = [sep.join(p for p in vals if p) or None for vals in zip(*parts)]
-            candidates.append(np.array(joined, dtype=object) if n else np.full(0, None, dtype=object))
-        # a single full-value column wins, row by row; the joined parts fill its gaps
-        return _coalesce(candidates)
-
-    values: dict[str, np.ndarray] = {}
-    invalid_notes: list[dict[str, str] | None] = [None] * n
-
-    def note(mask: np.ndarray, col: str, raw: np.ndarray) -> None:
-        for i in np.flatnonzero(mask):
-            d = invalid_notes[i]
-            if d is None:
-                d = invalid_notes[i] = {}
-            d[col] = raw[i]
-
-    currency_hint = np.full(n, None, dtype=object)
-    negatives: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    rounded_notes: dict[int, dict[str, str]] = {}  # row -> {column: value as written}
-    raw_present: dict[str, np.ndarray] = {}
-    present_cols = [c for c in list(CANONICAL_COLUMNS[entity]) + ["customer_name", "customer_phone", "original_order_id"]
-                    if em.provides(c)]
-    for col in present_cols:
-        text = column_text(col)
-        kind = COLUMN_KINDS.get(col, "text")
+def _parse_columns(cols: _Columns) -> None:
+    """Every canonical (and customer-reference) column the mapping provides, parsed by its kind."""
+    em, n = cols.em, cols.n
+    present = [c for c in list(CANONICAL_COLUMNS[em.entity]) + ["customer_name", "customer_phone", "original_order_id"]
+               if em.provides(c)]
+    for col in present:
+        text = cols.column_text(col)
         has = np.array([v is not None for v in text], dtype=bool)
         # a row whose expression failed has its reason already: no missing_required either
-        raw_present[col] = has | derived_errors[col] if col in derived_errors else has
-        if kind == "date":
-            vals, why = parse_date_series(pd.Series(text, dtype=object), em.date_order,
-                                          em.column_date_formats.get(col, em.date_formats))
-            vals, why = _obj(vals), why.to_numpy()
-            vals, why = _only_declared(text, vals, why, em.column_date_formats.get(col))
-            bad = has & (vals == None)  # noqa: E711
-            reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
-        elif kind == "timestamp":
-            vals, why = parse_timestamp_series(pd.Series(text, dtype=object), em.date_order, em.timezone,
-                                               em.column_date_formats.get(col, em.date_formats))
-            vals, why = _obj(vals), why.to_numpy()
-            vals, why = _only_declared(text, vals, why, em.column_date_formats.get(col))
-            bad = has & (vals == None)  # noqa: E711
-            reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_date: {col}={_q(text[i])} ({why[i]})")
-        elif kind == "amount":
-            amounts, hints, why = parse_amount_series(pd.Series(text, dtype=object), em.decimal_separator)
-            vals, why = _obj(amounts), why.to_numpy()
-            vals, why, rounded = _declared_decimals(vals, why, em.amount_round)
-            for i in np.flatnonzero(rounded):
-                rounded_notes.setdefault(int(i), {})[col] = text[i]
-            currency_hint = _obj(hints)
-            bad = has & (vals == None)  # noqa: E711
-            reasons.add(bad, lambda i, text=text, why=why, col=col: f"unparseable_amount: {col}={_q(text[i])} ({why[i]})")
-            neg = np.array([v is not None and v.startswith("-") for v in vals], dtype=bool)
-            if em.credit_notes:
-                negatives[col] = (neg, text)  # allowed on credit notes: decided once status is known
-            else:
-                reasons.add(neg, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])}")
-        elif kind == "phone":
-            vals, _why = normalize_phone_series(pd.Series(text, dtype=object), em.phone_country_code)
-            vals = _obj(vals)
-            bad = has & (vals == None)  # noqa: E711
-            if col == "phone":
-                note(bad, col, text)
-        elif kind == "gender":
-            vocab = em.vocab.get(col, {})
-            vals = _per_unique(text, lambda t, vocab=vocab: vocab.get(vocab_key(t)))
-            bad = has & (vals == None)  # noqa: E711
-            note(bad, col, text)
-        elif kind in ("status", "event_type"):
-            vocab = em.vocab.get(col, {})
-            excl = em.exclude.get(col, frozenset())
-            ks = _per_unique(text, vocab_key)
-            vals = _per_unique(ks, vocab.get)
-            excluded = _per_unique(ks, lambda k, excl=excl: k in excl).astype(bool) & has
-            unknown = has & (vals == None) & ~excluded  # noqa: E711
-            reasons.add(excluded, lambda i, text=text, kind=kind: f"excluded_{kind}: {_q(text[i])}")
-            reasons.add(unknown, lambda i, text=text, kind=kind: f"unknown_{kind}: {_q(text[i])}")
-        else:
-            vals = text
-            if col in em.vocab:
-                vocab = em.vocab[col]
-                vals = _per_unique(text, lambda t, vocab=vocab: vocab.get(vocab_key(t), t))
-            if col in em.exclude:
-                excl = em.exclude[col]
-                excluded = _per_unique(text, lambda t, excl=excl: vocab_key(t) in excl).astype(bool)
-                reasons.add(excluded, lambda i, text=text, col=col: f"excluded_{col}: {_q(text[i])}")
-        values[col] = np.asarray(vals, dtype=object) if n else np.full(0, None, dtype=object)
+        cols.raw_present[col] = has | cols.derived_errors[col] if col in cols.derived_errors else has
+        vals = PARSERS.get(COLUMN_KINDS.get(col, "text"), _parse_text)(cols, col, text, has)
+        cols.values[col] = np.asarray(vals, dtype=object) if n else np.full(0, None, dtype=object)
 
-    # ---- credit notes: a negative amount is a return only with status refunded -----------------
-    for col, (neg, text) in negatives.items():
-        status = values.get("status", np.full(n, None, dtype=object))
+
+def _check_credit_notes(cols: _Columns) -> None:
+    """A negative amount is a return only with status refunded."""
+    for col, (neg, text) in cols.negatives.items():
+        status = cols.values.get("status", cols.none())
         not_return = neg & np.array([v != "refunded" for v in status], dtype=bool)
-        reasons.add(not_return, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])} "
-                    "(only a credit note, status refunded, may be negative)")
+        cols.reasons.add(not_return, lambda i, text=text, col=col: f"negative_amount: {col}={_q(text[i])} "
+                         "(only a credit note, status refunded, may be negative)")
 
-    # ---- currency ------------------------------------------------------------------------
-    if "currency" in CANONICAL_COLUMNS[entity]:
-        raw_cur = values.get("currency", np.full(n, None, dtype=object))
-        codes = _per_unique(raw_cur, lambda c: normalize_currency(c)[0])
-        badcur = np.array([r is not None and c is None for r, c in zip(raw_cur, codes)], dtype=bool)
-        reasons.add(badcur, lambda i, raw_cur=raw_cur: f"unknown_currency: {_q(raw_cur[i])}")
-        # the currency column wins, then a symbol on the amount, then the mapping's default
-        out = [c if c is not None else (r if r is not None else (h if h is not None else em.currency))
-               for c, r, h in zip(codes, raw_cur, currency_hint)]
-        values["currency"] = np.array(out, dtype=object) if n else np.full(0, None, dtype=object)
 
-    # ---- customer reference ----------------------------------------------------------------
-    if entity in ("orders", "events"):
-        cid = values.get("customer_id", np.full(n, None, dtype=object))
-        ref_cols = [c for c in match_cols if c in values]
-        need_match = np.array([c is None for c in cid], dtype=bool)
-        ref_vals = {c: values[c] for c in ref_cols}
-        has_ref = np.zeros(n, dtype=bool)
-        for c in ref_cols:
-            has_ref |= np.array([v is not None for v in ref_vals[c]], dtype=bool)
-        to_match = need_match & has_ref
-        if to_match.any():
-            if lookup is None:
-                raise FileRejected(
-                    f"{name}: {int(to_match.sum())} row(s) name the customer by "
-                    f"{'/'.join(c.replace('customer_', '') for c in ref_cols)} instead of customer_id, "
-                    "but no customers_lookup was given to match them"
-                )
-            by_name, by_phone = _lookup_index(lookup, em.phone_country_code)
-            cid = cid.copy()
-            cache: dict[tuple, tuple[str | None, str | None]] = {}
-            for i in np.flatnonzero(to_match):
-                nm = ref_vals["customer_name"][i] if "customer_name" in ref_vals else None
-                ph = ref_vals["customer_phone"][i] if "customer_phone" in ref_vals else None
-                key = (nm, ph)
-                res = cache.get(key)
-                if res is None:
-                    cands: set[str] | None = None
-                    desc = []
-                    if nm is not None:
-                        cands = set(by_name.get(nm.casefold(), set()))
-                        desc.append(f"name={_q(nm)}")
-                    if ph is not None:
-                        got = by_phone.get(ph, set())
-                        cands = set(got) if cands is None else cands & got
-                        desc.append(f"phone={_q(ph)}")
-                    cands = cands or set()
-                    if len(cands) == 1:
-                        res = (next(iter(cands)), None)
-                    elif not cands:
-                        res = (None, "unmatched_customer: " + ", ".join(desc))
-                    else:
-                        res = (None, "ambiguous_customer: " + ", ".join(desc) + f" matches {len(cands)} customers")
-                    cache[key] = res
-                cid[i] = res[0]
-                if res[1]:
-                    reasons._push(i, res[1])
-        values["customer_id"] = cid
-        unresolved_no_ref = need_match & ~has_ref
-        if "customer_id" in em.required:
-            reasons.add(unresolved_no_ref, "missing_id: customer_id")
+def _resolve_currency(cols: _Columns) -> None:
+    """The currency column wins, then a symbol on the amount, then the mapping's default."""
+    if "currency" not in CANONICAL_COLUMNS[cols.em.entity]:
+        return
+    raw_cur = cols.values.get("currency", cols.none())
+    codes = _per_unique(raw_cur, lambda c: normalize_currency(c)[0])
+    badcur = np.array([r is not None and c is None for r, c in zip(raw_cur, codes)], dtype=bool)
+    cols.reasons.add(badcur, lambda i: f"unknown_currency: {_q(raw_cur[i])}")
+    out = [c if c is not None else (r if r is not None else (h if h is not None else cols.em.currency))
+           for c, r, h in zip(codes, raw_cur, cols.currency_hint)]
+    cols.values["currency"] = np.array(out, dtype=object) if cols.n else np.full(0, None, dtype=object)
 
-    # ---- ids and required values -------------------------------------------------------------
+
+def _match_customer(nm: str | None, ph: str | None, by_name: dict, by_phone: dict) -> tuple[str | None, str | None]:
+    """(customer id, None) for the one customer with this name and/or phone, else (None, reason)."""
+    cands: set[str] | None = None
+    desc = []
+    if nm is not None:
+        cands = set(by_name.get(nm.casefold(), set()))
+        desc.append(f"name={_q(nm)}")
+    if ph is not None:
+        got = by_phone.get(ph, set())
+        cands = set(got) if cands is None else cands & got
+        desc.append(f"phone={_q(ph)}")
+    cands = cands or set()
+    if len(cands) == 1:
+        return next(iter(cands)), None
+    if not cands:
+        return None, "unmatched_customer: " + ", ".join(desc)
+    return None, "ambiguous_customer: " + ", ".join(desc) + f" matches {len(cands)} customers"
+
+
+def _resolve_customers(cols: _Columns, lookup: pd.DataFrame | None) -> None:
+    """Orders/events naming their customer (name, phone) instead of its id: matched in `lookup`."""
+    em, n = cols.em, cols.n
+    if em.entity not in ("orders", "events"):
+        return
+    match_cols = [MATCH_KEYS[m] for m in em.customer_match if m != "customer_id"]
+    cid = cols.values.get("customer_id", cols.none())
+    ref_vals = {c: cols.values[c] for c in match_cols if c in cols.values}
+    need_match = np.array([c is None for c in cid], dtype=bool)
+    has_ref = np.zeros(n, dtype=bool)
+    for vals in ref_vals.values():
+        has_ref |= np.array([v is not None for v in vals], dtype=bool)
+    to_match = need_match & has_ref
+    if to_match.any():
+        if lookup is None:
+            raise FileRejected(
+                f"{cols.name}: {int(to_match.sum())} row(s) name the customer by "
+                f"{'/'.join(c.replace('customer_', '') for c in ref_vals)} instead of customer_id, "
+                "but no customers_lookup was given to match them"
+            )
+        by_name, by_phone = _lookup_index(lookup, em.phone_country_code)
+        cid = cid.copy()
+        cache: dict[tuple, tuple[str | None, str | None]] = {}
+        for i in np.flatnonzero(to_match):
+            key = (ref_vals["customer_name"][i] if "customer_name" in ref_vals else None,
+                   ref_vals["customer_phone"][i] if "customer_phone" in ref_vals else None)
+            if key not in cache:
+                cache[key] = _match_customer(*key, by_name, by_phone)
+            cid[i], why = cache[key]
+            if why:
+                cols.reasons._push(i, why)
+    cols.values["customer_id"] = cid
+    if "customer_id" in em.required:
+        cols.reasons.add(need_match & ~has_ref, "missing_id: customer_id")
+
+
+def _check_ids_and_required(cols: _Columns) -> None:
+    """The id (or one generated from the row), then every other required value."""
+    em, n, values = cols.em, cols.n, cols.values
     id_col = em.id_column
-    ids = values.get(id_col, np.full(n, None, dtype=object))
+    ids = values.get(id_col, cols.none())
     if em.generate_missing_id:
         gen_mask = np.array([v is None for v in ids], dtype=bool)
         if gen_mask.any():
             ids = ids.copy()
-            other = [c for c in CANONICAL_COLUMNS[entity] if c != id_col]
+            other = [c for c in CANONICAL_COLUMNS[em.entity] if c != id_col]
             for i in np.flatnonzero(gen_mask):
                 basis = "\x1f".join(str(values[c][i]) if c in values and values[c][i] is not None else "" for c in other)
                 ids[i] = "gen-" + hashlib.sha1(f"{em.source}\x1e{basis}".encode()).hexdigest()[:16]
         values[id_col] = ids
     else:
-        reasons.add(np.array([v is None for v in ids], dtype=bool), f"missing_id: {id_col}")
+        cols.reasons.add(np.array([v is None for v in ids], dtype=bool), f"missing_id: {id_col}")
     for col in em.required:
-        if col == id_col or (col == "customer_id" and entity != "customers"):
+        if col == id_col or (col == "customer_id" and em.entity != "customers"):
             continue  # handled above
         vals = values.get(col)
         if vals is None:
             continue
         # a present-but-unparseable value already has its own reason
-        miss = np.array([v is None for v in vals], dtype=bool) & ~raw_present.get(col, np.zeros(n, dtype=bool))
-        reasons.add(miss, f"missing_required: {col}")
+        miss = np.array([v is None for v in vals], dtype=bool) & ~cols.raw_present.get(col, np.zeros(n, dtype=bool))
+        cols.reasons.add(miss, f"missing_required: {col}")
 
-    # ---- duplicates among otherwise valid rows ----------------------------------------------
-    bad = reasons.bad()
-    ids = values[id_col]
-    if em.order_lines:
-        _check_order_lines(values, bad, reasons)
-    else:
-        seen: set[str] = set()
-        for i in range(n):
-            if bad[i]:
-                continue
-            v = ids[i]
-            if v in seen:
-                reasons._push(i, f"duplicate_id_in_file: {v}")
-            else:
-                seen.add(v)
-    bad = reasons.bad()
 
-    # ---- output frames ------------------------------------------------------------------------
-    extra_idx = [i for i in range(width) if i not in used]
-    # ignore unnamed columns that are empty everywhere (trailing delimiters)
-    extra_idx = [
-        i for i in extra_idx
-        if header[i].strip() or any((r[i].strip() if i < len(r) else "") for r in fixed)
-    ]
-    extra_columns = [display[i] for i in extra_idx]
-    good = np.flatnonzero(~bad)
-    rn = np.asarray(table.row_numbers, dtype=np.int64)
+def _check_duplicates(cols: _Columns) -> None:
+    """An id repeated among otherwise valid rows (order lines: lines of one order must agree)."""
+    bad = cols.reasons.bad()
+    if cols.em.order_lines:
+        _check_order_lines(cols.values, bad, cols.reasons)
+        return
+    ids = cols.values[cols.em.id_column]
+    seen: set[str] = set()
+    for i in range(cols.n):
+        if bad[i]:
+            continue
+        v = ids[i]
+        if v in seen:
+            cols.reasons._push(i, f"duplicate_id_in_file: {v}")
+        else:
+            seen.add(v)
 
-    extras: list[str | None] = []
-    if n:
-        raw_cols = {i: frame[i].to_numpy() for i in extra_idx}
-        for i in good:
-            d: dict[str, Any] = {}
-            for j in extra_idx:
-                v = raw_cols[j][i]
-                if v is not None and str(v).strip():
-                    d[display[j]] = v
-            if invalid_notes[i]:
-                d["_invalid"] = invalid_notes[i]
-            if i in rounded_notes:
-                d["_rounded"] = rounded_notes[i]
-            if "original_order_id" in values and values["original_order_id"][i] is not None:
-                d["original_order_id"] = values["original_order_id"][i]  # a credit note's reference
-            extras.append(_json(d) if d else None)
 
+def _extra_json(cols: _Columns, i: int, extra_idx: list[int], raw_cols: dict[int, np.ndarray],
+                display: list[str]) -> str | None:
+    """`_extra` of a loaded row: unmapped columns, soft problems, rounded amounts, a credit note's reference."""
+    d: dict[str, Any] = {}
+    for j in extra_idx:
+        v = raw_cols[j][i]
+        if v is not None and str(v).strip():
+            d[display[j]] = v
+    if cols.invalid_notes[i]:
+        d["_invalid"] = cols.invalid_notes[i]
+    if i in cols.rounded_notes:
+        d["_rounded"] = cols.rounded_notes[i]
+    if "original_order_id" in cols.values and cols.values["original_order_id"][i] is not None:
+        d["original_order_id"] = cols.values["original_order_id"][i]  # a credit note's reference
+    return _json(d) if d else None
+
+
+def _loaded_rows(cols: _Columns, good: np.ndarray, rn: np.ndarray, extra_idx: list[int],
+                 display: list[str]) -> pd.DataFrame:
+    n, entity = cols.n, cols.em.entity
+    if not n:
+        return _empty_rows_frame(entity).reset_index(drop=True)
+    raw_cols = {i: cols.frame[i].to_numpy() for i in extra_idx}
+    extras = [_extra_json(cols, i, extra_idx, raw_cols, display) for i in good]
     out: dict[str, Any] = {}
     for col in CANONICAL_COLUMNS[entity]:
-        arr = values.get(col, np.full(n, None, dtype=object))
-        out[col] = pd.Series(arr[good] if n else [], dtype="str")
-    out["_row_number"] = pd.Series(rn[good] if n else [], dtype="int64")
+        out[col] = pd.Series(cols.values.get(col, cols.none())[good], dtype="str")
+    out["_row_number"] = pd.Series(rn[good], dtype="int64")
     out["_extra"] = pd.Series(extras, dtype="str")
-    rows_df = pd.DataFrame(out) if n else _empty_rows_frame(entity)
-    rows_df = rows_df.reset_index(drop=True)
+    return pd.DataFrame(out).reset_index(drop=True)
 
-    qidx = np.flatnonzero(bad)
+
+def _quarantined_rows(rows: list[list[str]], bad: np.ndarray, rn: np.ndarray, reasons: _Reasons,
+                      display: list[str], width: int) -> pd.DataFrame:
     q_rows = []
-    for i in qidx:
+    for i in np.flatnonzero(bad):
         rec = rows[i]
         raw = {display[j]: (rec[j] if j < len(rec) else None) for j in range(width)}
         if len(rec) > width:
@@ -713,22 +772,54 @@ def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.
             items = items[:1]  # other checks ran on misaligned fields: not meaningful
         q_rows.append((int(rn[i]), "; ".join(items), _json(raw)))
     quarantined = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS)
-    quarantined = quarantined.astype({"_row_number": "int64", "reason": "str", "raw_values": "str"})
+    return quarantined.astype({"_row_number": "int64", "reason": "str", "raw_values": "str"})
 
+
+def _normalize_table(table: RawTable, em: EntityMapping, path: Path, lookup: pd.DataFrame | None) -> NormalizedFile:
+    """Header -> canonical columns, each parsed by its kind (PARSERS); then the rules across
+    columns (credit notes, currency, customer reference, ids, duplicates); every row is loaded
+    or quarantined with its reasons."""
+    header = table.header
+    width = len(header)
+    display = _display_headers(header)
+    keys = [vocab_key(h) for h in header]
+    found = _find_columns(em, keys)
+    _check_required_columns(em, found, str(path), header)
+    used = {i for f in found.values() for i in f.positions()}
+    column_map = {col: [display[i] for i in f.positions()] for col, f in found.items()}
+
+    rows = table.rows
+    n = len(rows)
+    reasons = _Reasons(n)
+    fixed = _fit_field_counts(rows, width, reasons)
+    frame = pd.DataFrame(fixed, columns=range(width), dtype=object) if n else pd.DataFrame(columns=range(width))
+    cols = _Columns(em, str(path), header, keys, found, frame, n, reasons)
+    _parse_columns(cols)
+    _check_credit_notes(cols)
+    _resolve_currency(cols)
+    _resolve_customers(cols, lookup)
+    _check_ids_and_required(cols)
+    _check_duplicates(cols)
+    bad = reasons.bad()
+
+    # ignore unnamed columns that are empty everywhere (trailing delimiters)
+    extra_idx = [i for i in range(width) if i not in used
+                 and (header[i].strip() or any((r[i].strip() if i < len(r) else "") for r in fixed))]
+    rn = np.asarray(table.row_numbers, dtype=np.int64)
     result = NormalizedFile(
-        rows=rows_df,
-        quarantined=quarantined,
-        extra_columns=extra_columns,
+        rows=_loaded_rows(cols, np.flatnonzero(~bad), rn, extra_idx, display),
+        quarantined=_quarantined_rows(rows, bad, rn, reasons, display, width),
+        extra_columns=[display[i] for i in extra_idx],
         encoding=table.encoding,
         rows_in=n,
         source=em.source,
-        entity=entity,
+        entity=em.entity,
         path=path,
         delimiter=table.delimiter,
         sheet=table.sheet,
         header=list(header),
         column_map=column_map,
-        rounded=sum(1 for i in rounded_notes if not bad[i]),
+        rounded=sum(1 for i in cols.rounded_notes if not bad[i]),
     )
     assert result.rows_in == len(result.rows) + len(result.quarantined)
     return result
