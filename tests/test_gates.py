@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from crmtier.quality import gates
+from crmtier.quality import gates, messages, validation
 from crmtier.quality.gates import GateConfigError, GateFailed, GateResult, run_gate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,7 +191,7 @@ def test_raw_gate_is_incremental(good_db):
     # a one-file load log is still a rows frame (weight_column: null), not a metric
     result = run_gate(good_db, "raw", raw_params("L0"), raise_on_failure=False)
     (status,) = [c for c in result.failures if c["check"] == "raw_load_log"]
-    assert "failing rows: 1 of 1 (100.00%); samples: 'rejected'" in gates.format_check_line(status)
+    assert "failing rows: 1 of 1 (100.00%); samples: 'rejected'" in messages.format_check_line(status)
 
 
 # --------------------------------------------------------------------------- bad variants fail
@@ -276,7 +276,7 @@ def test_staging_gate_fails(good_db):
     mutate(good_db, "delete from staging.stg_generic__customers")
     result = run_gate(good_db, "staging", {"as_of_date": AS_OF}, raise_on_failure=False)
     assert not result.success
-    lines = [gates.format_check_line(c) for c in result.failures]
+    lines = [messages.format_check_line(c) for c in result.failures]
     assert "observed customer_count=0" in line_for(
         [" " + ln for ln in lines], "staging.stg_generic__customers", between, "customer_count")
 
@@ -388,7 +388,7 @@ def equivalence_frames(tmp_path_factory):
 
 def _full_counts(suite_result) -> dict:
     (er,) = suite_result.results
-    return dict(Counter(gates._py(v) for v in er.result.get("unexpected_list", [])))
+    return dict(Counter(validation._py(v) for v in er.result.get("unexpected_list", [])))
 
 
 @pytest.mark.parametrize("expectation_type,kwargs,verdict", EQUIVALENCE_CASES,
@@ -595,5 +595,5 @@ def test_import_is_cheap_and_gx_is_quiet(fresh_interpreter_run):
     gx_lines = [ln for ln in stderr.splitlines() if ln.startswith("great_expectations")]
     assert gx_lines == [], gx_lines[:5]
     assert "Calculating Metrics" not in stderr  # progress bars off
-    assert re.search(r"crmtier\.gates\|INFO\|GX gate 'staging' passed", stderr)
+    assert re.search(r"crmtier\.quality\.gates\|INFO\|GX gate 'staging' passed", stderr)
 
