@@ -461,6 +461,59 @@ def _export_spec(d: dict[str, Any]) -> ExportSpec:
     )
 
 
+def _by_column(path: Path, ek: str, entity: str, raw: dict, key: str, shape: str) -> list[tuple[str, str, Any]]:
+    """(column, its key for messages, value) of a per-column section (`vocab`, `exclude`), each a canonical column."""
+    table = raw.get(key) or {}
+    if not isinstance(table, dict):
+        raise _err(path, f"{ek}.{key}", f"expected a mapping column -> {shape}")
+    out = []
+    for col, value in table.items():
+        ck = f"{ek}.{key}.{col}"
+        if col not in CANONICAL_COLUMNS[entity]:
+            raise _err(path, ck, f"not a canonical {entity} column")
+        out.append((col, ck, value))
+    return out
+
+
+def _parse_vocab(path: Path, ek: str, entity: str, raw: dict) -> tuple[dict[str, dict[str, str]],
+                                                                 dict[str, dict[str, tuple[str, ...]]]]:
+    """`vocab`: raw value -> canonical value per column (lookup, and the spec as written)."""
+    vocab: dict[str, dict[str, str]] = {}
+    vocab_spec: dict[str, dict[str, tuple[str, ...]]] = {}
+    for col, vk, table in _by_column(path, ek, entity, raw, "vocab", "{canonical: [raw values]}"):
+        if not isinstance(table, dict):
+            raise _err(path, vk, "expected a mapping canonical value -> list of raw values")
+        spec: dict[str, tuple[str, ...]] = {}
+        for canon, aliases in table.items():
+            canon = str(canon)
+            if col in VOCAB_VALUES and canon not in VOCAB_VALUES[col]:
+                raise _err(path, f"{vk}.{canon}", f"not a canonical {col}; expected one of {', '.join(VOCAB_VALUES[col])}")
+            spec[canon] = _str_list(path, f"{vk}.{canon}", aliases)
+        try:
+            vocab[col] = build_vocab(spec)
+        except ValueError as exc:
+            raise _err(path, vk, str(exc)) from None
+        vocab_spec[col] = spec
+    for col in VOCAB_VALUES:  # the layout's closed vocabularies, when the mapping names none
+        if col in CANONICAL_COLUMNS[entity] and col not in vocab:
+            spec = {v: () for v in VOCAB_VALUES[col]}
+            vocab[col], vocab_spec[col] = build_vocab(spec), spec
+    return vocab, vocab_spec
+
+
+def _parse_exclude(path: Path, ek: str, entity: str, raw: dict,
+                   vocab: dict[str, dict[str, str]]) -> dict[str, frozenset[str]]:
+    """`exclude`: raw values whose rows are quarantined as excluded (e.g. open deal stages)."""
+    exclude: dict[str, frozenset[str]] = {}
+    for col, xk, values in _by_column(path, ek, entity, raw, "exclude", "list of raw values"):
+        keys = frozenset(vocab_key(v) for v in _str_list(path, xk, values))
+        clash = keys & set(vocab.get(col, {}))
+        if clash:
+            raise _err(path, xk, f"value {sorted(clash)[0]!r} is both excluded and in vocab.{col}")
+        exclude[col] = keys
+    return exclude
+
+
 def _parse_entity(
     path: Path, source: str, entity: str, raw: Any, settings: dict[str, Any], export_base: dict[str, Any], export_raw: Any
 ) -> EntityMapping:
@@ -527,46 +580,8 @@ def _parse_entity(
     if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (str, int))):
         raise _err(path, f"{ek}.sheet", "expected a sheet name or a 0-based index")
 
-    vocab: dict[str, dict[str, str]] = {}
-    vocab_spec: dict[str, dict[str, tuple[str, ...]]] = {}
-    vraw = raw.get("vocab") or {}
-    if not isinstance(vraw, dict):
-        raise _err(path, f"{ek}.vocab", "expected a mapping column -> {canonical: [raw values]}")
-    for col, table in vraw.items():
-        vk = f"{ek}.vocab.{col}"
-        if col not in CANONICAL_COLUMNS[entity]:
-            raise _err(path, vk, f"not a canonical {entity} column")
-        if not isinstance(table, dict):
-            raise _err(path, vk, "expected a mapping canonical value -> list of raw values")
-        spec: dict[str, tuple[str, ...]] = {}
-        for canon, aliases in table.items():
-            canon = str(canon)
-            if col in VOCAB_VALUES and canon not in VOCAB_VALUES[col]:
-                raise _err(path, f"{vk}.{canon}", f"not a canonical {col}; expected one of {', '.join(VOCAB_VALUES[col])}")
-            spec[canon] = _str_list(path, f"{vk}.{canon}", aliases)
-        try:
-            vocab[col] = build_vocab(spec)
-        except ValueError as exc:
-            raise _err(path, vk, str(exc)) from None
-        vocab_spec[col] = spec
-    for col in ("status", "event_type", "gender"):
-        if col in CANONICAL_COLUMNS[entity] and col not in vocab:
-            spec = {v: () for v in VOCAB_VALUES[col]}
-            vocab[col], vocab_spec[col] = build_vocab(spec), spec
-
-    exclude: dict[str, frozenset[str]] = {}
-    xraw = raw.get("exclude") or {}
-    if not isinstance(xraw, dict):
-        raise _err(path, f"{ek}.exclude", "expected a mapping column -> list of raw values")
-    for col, values in xraw.items():
-        xk = f"{ek}.exclude.{col}"
-        if col not in CANONICAL_COLUMNS[entity]:
-            raise _err(path, xk, f"not a canonical {entity} column")
-        keys = frozenset(vocab_key(v) for v in _str_list(path, xk, values))
-        clash = keys & set(vocab.get(col, {}))
-        if clash:
-            raise _err(path, xk, f"value {sorted(clash)[0]!r} is both excluded and in vocab.{col}")
-        exclude[col] = keys
+    vocab, vocab_spec = _parse_vocab(path, ek, entity, raw)
+    exclude = _parse_exclude(path, ek, entity, raw, vocab)
 
     for col, expr in derived.items():
         if col in vocab:

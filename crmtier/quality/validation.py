@@ -3,11 +3,11 @@ built from its JSON, and the GX result rewritten with weighted (true table) row 
 GX and pandas are imported inside functions: importing this module is cheap."""
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import math
 import os
-import datetime as _dt
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,26 +22,6 @@ SAMPLE_SUFFIX = "__samples"
 GENERIC_SAMPLE_COLUMN = "samples"
 MAX_SAMPLES = 5
 DATASOURCE_NAME = "crmtier_gates"
-# GX result keys that refer to positions in the reduced frame, meaningless for the table.
-_FRAME_POSITION_KEYS = ("unexpected_list", "unexpected_index_list", "partial_unexpected_index_list",
-                        "unexpected_index_query", "unexpected_index_column_names", "unexpected_rows")
-
-
-DEFAULT_WEIGHT_COLUMN = "n"
-
-
-SAMPLE_SUFFIX = "__samples"
-
-
-GENERIC_SAMPLE_COLUMN = "samples"
-
-
-MAX_SAMPLES = 5
-
-
-DATASOURCE_NAME = "crmtier_gates"
-
-
 # GX result keys that refer to positions in the reduced frame, meaningless for the table.
 _FRAME_POSITION_KEYS = ("unexpected_list", "unexpected_index_list", "partial_unexpected_index_list",
                         "unexpected_index_query", "unexpected_index_column_names", "unexpected_rows")
