@@ -108,7 +108,8 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
     log_file = log_dir / f"run-{as_of}.log"
     started = time.monotonic()
     if not quiet:
-        print(f"[crmtier] run {DAG_ID} as of {', '.join(dates) if len(dates) < 4 else as_of.replace('_', ' to ')}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
+        shown = ", ".join(dates) if len(dates) < 4 else as_of.replace("_", " to ")
+        print(f"[crmtier] run {DAG_ID} as of {shown}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
               f"full log {log_file}", flush=True)
     seen = set()
     verdicts: list[str] = []  # the runner's one-sentence reason when a DagRun did not do its work
@@ -126,7 +127,8 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
             match = PROGRESS.search(line)
             if match and not quiet:
                 message = match.group(1).strip()
-                if message and not message.startswith("loc=") and message not in seen:  # Airflow may echo a task's log line twice
+                # Airflow may echo a task's log line twice
+                if message and not message.startswith("loc=") and message not in seen:
                     seen.add(message)
                     print(f"  {message}", flush=True)
         code = proc.wait()
@@ -206,8 +208,8 @@ class CommandsInOrder(click.Group):
         return list(self.commands)
 
 
-@click.group(cls=CommandsInOrder, context_settings={"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 110},
-             epilog=HOME_NOTE)
+@click.group(cls=CommandsInOrder, epilog=HOME_NOTE,
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="crmtier", prog_name="crmtier")
 def cli() -> None:
     """CRM tiers and status pipeline (用户分级 / 用户状态): CRM exports in a landing folder, a DuckDB
