@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from crmtier.airflow_runner import VERDICT
-from crmtier.mappings import list_sources
 from crmtier.paths import DAGS_DIR, get_paths
 
 DAG_ID = "crm_pipeline"
@@ -198,6 +197,24 @@ class IsoDate(click.ParamType):
 
 
 ISO_DATE = IsoDate()
+
+
+class MappingSources(click.Choice):
+    """The CRMs with a mapping file (crmtier.mappings.list_sources: packaged and $CRMTIER_SOURCES_DIR), listed
+    only when a command needs them: importing the mappings pulls in pandas, too slow for `crmtier --help`."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from crmtier.mappings import list_sources
+
+        return tuple(list_sources())
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass  # click.Choice.__init__ assigns the list; ours is read from the mapping files
 HOME_NOTE = "Everything is read from and written under CRMTIER_HOME (default ./var): landing/, warehouse/, publish/."
 
 
@@ -231,7 +248,7 @@ def _exit_with(ctx: click.Context, code: int | None) -> None:
 @click.option("--as-of", type=ISO_DATE, default="2026-11-01", help="Last day covered by the exports.")
 @click.option("--orders-per-customer", type=click.FloatRange(min=0), default=10.0, help="Mean orders per customer.")
 @click.option("--events-per-customer", type=click.FloatRange(min=0), default=20.0, help="Mean events per customer.")
-@click.option("--source", type=click.Choice(list_sources()), default="generic",
+@click.option("--source", type=MappingSources(), default="generic",
               help="Write the export layout of this CRM (a mapping file in crmtier/sources or $CRMTIER_SOURCES_DIR).")
 def generate(customers: int, seed: int, out: Path | None, as_of: date, orders_per_customer: float,
              events_per_customer: float, source: str) -> int:

@@ -308,6 +308,8 @@ def summarize(snapshot: str | Path) -> dict:
 
 def format_summary(summary: dict, seeds_dir: Path | None = None) -> str:
     """Counts per tier (seed rank order, VIP first) and per status, labelled as the seeds say."""
+    import unicodedata  # wide (CJK) characters take two columns: pad by display width
+
     from crmtier.seeds import labels, status_order, tier_order
 
     names = labels(seeds_dir)
@@ -319,7 +321,8 @@ def format_summary(summary: dict, seeds_dir: Path | None = None) -> str:
         lines.append(f"  {title}:")
         for name in order(counts, seeds_dir):
             text = f"{name} ({label[name]})" if name in label else name
-            lines.append(f"    {text:26s} {counts[name]:>10,d}  {100 * counts[name] / total:5.1f}%")
+            pad = " " * max(0, 30 - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
+            lines.append(f"    {text}{pad} {counts[name]:>10,d}  {100 * counts[name] / total:5.1f}%")
     return "\n".join(lines)
 
 
