@@ -11,7 +11,7 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-11-01
 BENCH_CUSTOMERS ?= 1000000
 
-.PHONY: env demo test bench clean deploy-env deploy-up deploy-down deploy-status
+.PHONY: env demo test lint bench clean deploy-env deploy-up deploy-down deploy-status
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ demo: env
 
 test: env
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=40 tests
+
+# Python (ruff, config in pyproject.toml) and SQL (sqlfluff with the dbt templater, config in .sqlfluff); both
+# run, either failing fails. The templater compiles the dbt project: a throwaway warehouse and target, never var/.
+lint: env
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
+	echo "ruff check ."; $(BIN)/ruff check . || status=1; \
+	echo "sqlfluff lint dbt_project"; \
+	CRMTIER_HOME=$$tmp CRMTIER_WAREHOUSE=$$tmp/crm.duckdb DBT_TARGET_PATH=$$tmp/target DBT_LOG_PATH=$$tmp/logs \
+	DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/sqlfluff lint dbt_project || status=1; \
+	exit $$status
 
 bench: env
 	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)

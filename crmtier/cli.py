@@ -1,7 +1,6 @@
 """`crmtier` command line: generate sample exports, run the Airflow DAG embedded, print summaries."""
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
@@ -9,6 +8,8 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+
+import click
 
 from crmtier.airflow_runner import VERDICT
 from crmtier.paths import DAGS_DIR, get_paths
@@ -106,7 +107,8 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
     log_file = log_dir / f"run-{as_of}.log"
     started = time.monotonic()
     if not quiet:
-        print(f"[crmtier] run {DAG_ID} as of {', '.join(dates) if len(dates) < 4 else as_of.replace('_', ' to ')}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
+        shown = ", ".join(dates) if len(dates) < 4 else as_of.replace("_", " to ")
+        print(f"[crmtier] run {DAG_ID} as of {shown}; landing {env.get('CRMTIER_LANDING', paths.landing)}; "
               f"full log {log_file}", flush=True)
     seen = set()
     verdicts: list[str] = []  # the runner's one-sentence reason when a DagRun did not do its work
@@ -124,7 +126,8 @@ def _run_locked(dates: list[str], landing: Path | None, quiet: bool, lock_fds: l
             match = PROGRESS.search(line)
             if match and not quiet:
                 message = match.group(1).strip()
-                if message and not message.startswith("loc=") and message not in seen:  # Airflow may echo a task's log line twice
+                # Airflow may echo a task's log line twice
+                if message and not message.startswith("loc=") and message not in seen:
                     seen.add(message)
                     print(f"  {message}", flush=True)
         code = proc.wait()
@@ -179,74 +182,126 @@ def _failure_lines(log_file: Path) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="crmtier", description="CRM tiers and status pipeline (用户分级 / 用户状态)")
-    sub = parser.add_subparsers(dest="command", required=True)
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD (any year: 1850, 2011, ...)."""
 
-    gen = sub.add_parser("generate", help="write deterministic sample CRM exports")
-    gen.add_argument("--customers", type=int, default=2000)
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--out", type=Path, default=None, help="landing folder (default var/landing)")
-    gen.add_argument("--as-of", default="2026-11-01", help="last day covered by the exports")
-    gen.add_argument("--orders-per-customer", type=float, default=10.0)
-    gen.add_argument("--events-per-customer", type=float, default=20.0)
-    gen.add_argument("--source", default="generic", help="emit the layout of this CRM (generic, fxiaoke, zoho_crm, "
-                                                           "salesforce, hubspot)")
+    name = "YYYY-MM-DD"
 
-    run = sub.add_parser("run", help="run the Airflow DAG for one as-of date (embedded, no server)")
-    run.add_argument("--landing", type=Path, default=None)
-    run.add_argument("--as-of", type=date.fromisoformat, help="one as-of date")
-    run.add_argument("--from", dest="date_from", type=date.fromisoformat, help="backfill: first as-of date")
-    run.add_argument("--to", dest="date_to", type=date.fromisoformat, help="backfill: last as-of date")
-    run.add_argument("--wait", action="store_true", help="wait for another run holding this home instead of exiting")
-
-    retract = sub.add_parser("retract", help="take a loaded file's rows out of the warehouse (raw.load_log "
-                                             "keeps the record); the next run rebuilds staging without them")
-    retract.add_argument("load_id", help="the load id, as in the run's ingest report or raw.load_log")
-    retract.add_argument("--reason", default="", help="why (kept in raw.load_log.message)")
-
-    summ = sub.add_parser("summary", help="print tier and status counts of the published snapshot")
-    summ.add_argument("--snapshot", type=Path, default=None)
-
-    expl = sub.add_parser("explain", help="why a customer has its tier and status (from the published snapshot)")
-    expl.add_argument("customer_id")
-    expl.add_argument("--as-of", type=date.fromisoformat, default=None, help="an earlier date kept in history")
-    expl.add_argument("--json", action="store_true", help="machine-readable output")
-    expl.add_argument("--snapshot", type=Path, default=None)
-
-    check = sub.add_parser("check-model", help="calibration/holdout check of the CLV model (reads the warehouse "
-                                               "read-only)")
-    check.add_argument("--as-of", type=date.fromisoformat, required=True, help="end of the holdout window")
-    check.add_argument("--holdout-days", type=int, default=90)
-    check.add_argument("--json", action="store_true")
-
-    args = parser.parse_args(argv)
-    if args.command == "explain":
-        from crmtier.report.explain import main as explain_main
-        return explain_main(args.customer_id, args.as_of and args.as_of.isoformat(), args.json, args.snapshot)
-    if args.command == "check-model":
-        from crmtier.report.model_check import main as check_main
-        return check_main(args.as_of.isoformat(), args.holdout_days, args.json)
-    if args.command == "generate":
-        return _generate(args)
-    if args.command == "run":
-        if args.as_of and not (args.date_from or args.date_to):
-            return run_dag(args.as_of.isoformat(), args.landing, wait=args.wait)
-        if args.date_from and args.date_to and not args.as_of and args.date_from <= args.date_to:
-            days = (args.date_to - args.date_from).days
-            return run_dag([(args.date_from + timedelta(days=i)).isoformat() for i in range(days + 1)], args.landing,
-                           wait=args.wait)
-        parser.error("run takes --as-of DATE, or --from DATE --to DATE (from <= to)")
-    if args.command == "retract":
-        return _retract(args)
-    if args.command == "summary":
-        from crmtier.pipeline import format_summary, summarize
-        print(format_summary(summarize(args.snapshot or get_paths().publish)))
-        return 0
-    return 2
+    def convert(self, value, param, ctx) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date written YYYY-MM-DD", param, ctx)
 
 
-def _retract(args) -> int:
+ISO_DATE = IsoDate()
+
+
+class MappingSources(click.Choice):
+    """The CRMs with a mapping file (crmtier.ingest.mappings.list_sources: packaged and $CRMTIER_SOURCES_DIR), listed
+    only when a command needs them: importing the mappings pulls in pandas, too slow for `crmtier --help`."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from crmtier.ingest.mappings import list_sources
+
+        return tuple(list_sources())
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass  # click.Choice.__init__ assigns the list; ours is read from the mapping files
+HOME_NOTE = "Everything is read from and written under CRMTIER_HOME (default ./var): landing/, warehouse/, publish/."
+
+
+class CommandsInOrder(click.Group):
+    """Lists the subcommands in the order a user needs them (generate, run, summary, ...), not A-Z."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=CommandsInOrder, epilog=HOME_NOTE,
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="crmtier", prog_name="crmtier")
+def cli() -> None:
+    """CRM tiers and status pipeline (用户分级 / 用户状态): CRM exports in a landing folder, a DuckDB
+    warehouse built by dbt and gated by Great Expectations, a published snapshot for BI."""
+
+
+@cli.result_callback()
+@click.pass_context
+def _exit_with(ctx: click.Context, code: int | None) -> None:
+    """Every subcommand returns its exit code (0 done, 1 failed, 75 another run holds the home)."""
+    ctx.exit(code or 0)
+
+
+@cli.command(short_help="Write deterministic sample CRM exports.")
+@click.option("--customers", type=click.IntRange(min=1), default=2000, help="Number of customers to generate.")
+@click.option("--seed", type=int, default=42, help="Random seed: the same seed writes the same files.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              show_default="$CRMTIER_HOME/landing", help="Landing folder to write the exports into.")
+@click.option("--as-of", type=ISO_DATE, default="2026-11-01", help="Last day covered by the exports.")
+@click.option("--orders-per-customer", type=click.FloatRange(min=0), default=10.0, help="Mean orders per customer.")
+@click.option("--events-per-customer", type=click.FloatRange(min=0), default=20.0, help="Mean events per customer.")
+@click.option("--source", type=MappingSources(), default="generic",
+              help="Write the export layout of this CRM (a mapping file in crmtier/sources or $CRMTIER_SOURCES_DIR).")
+def generate(customers: int, seed: int, out: Path | None, as_of: date, orders_per_customer: float,
+             events_per_customer: float, source: str) -> int:
+    """Write deterministic sample CRM exports (customers, orders, events) into a landing folder."""
+    from crmtier.samples import generate as gen
+
+    out = (out or get_paths().landing).resolve()
+    started = time.monotonic()
+    kw = dict(seed=seed, as_of=as_of.isoformat(), orders_per_customer=orders_per_customer,
+              events_per_customer=events_per_customer)
+    if source == "generic":
+        written = gen.generate(out, customers, **kw)
+    else:
+        from crmtier.ingest.mappings import MappingError
+        from crmtier.samples.vendor_export import write_vendor_export
+        frames = gen.generate_frames(customers, **kw)
+        frames.pop("_bad_rows", None)
+        try:
+            written = write_vendor_export({k: _to_pandas(v) for k, v in frames.items()}, out, source)
+        except MappingError as exc:  # e.g. a mapping that reads orders only cannot write customers
+            raise click.BadParameter(str(exc), param_hint="--source") from None
+    for entity, path in written.items():
+        print(f"[crmtier] wrote {entity}: {path}")
+    print(f"[crmtier] generated {customers:,d} customers in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+@cli.command(short_help="Run the DAG for one as-of date, or a backfill.")
+@click.option("--landing", type=click.Path(file_okay=False, path_type=Path), default=None,
+              show_default="$CRMTIER_LANDING or $CRMTIER_HOME/landing", help="Folder the CRM exports are read from.")
+@click.option("--as-of", type=ISO_DATE, default=None, help="Run for this one as-of date.")
+@click.option("--from", "date_from", type=ISO_DATE, default=None, help="Backfill: first as-of date (with --to).")
+@click.option("--to", "date_to", type=ISO_DATE, default=None, help="Backfill: last as-of date (with --from).")
+@click.option("--wait", is_flag=True, help="Wait for another run holding this home instead of exiting with 75.")
+def run(landing: Path | None, as_of: date | None, date_from: date | None, date_to: date | None, wait: bool) -> int:
+    """Run the Airflow DAG embedded (no server) for one as-of date (--as-of), or for every date from
+    --from to --to in order (a backfill, one DagRun per date).
+
+    Exit code 0 when the run published, 1 when it failed, 75 when another run holds this home."""
+    if as_of and not (date_from or date_to):
+        return run_dag(as_of.isoformat(), landing, wait=wait)
+    if date_from and date_to and not as_of and date_from <= date_to:
+        days = (date_to - date_from).days
+        return run_dag([(date_from + timedelta(days=i)).isoformat() for i in range(days + 1)], landing, wait=wait)
+    raise click.UsageError("run takes --as-of DATE, or --from DATE --to DATE (from <= to)")
+
+
+@cli.command(short_help="Take a loaded file's rows out of the warehouse.")
+@click.argument("load_id")
+@click.option("--reason", default="", help="Why the load is retracted (kept in raw.load_log.message).")
+def retract(load_id: str, reason: str) -> int:
+    """Take a loaded file's rows out of the warehouse (raw.load_log keeps the record); the next run
+    rebuilds staging without them. LOAD_ID is in the run's ingest report and in raw.load_log."""
     from crmtier.ingest.landing import retract_load
 
     warehouse = get_paths().warehouse
@@ -254,7 +309,7 @@ def _retract(args) -> int:
         print(f"[crmtier] retract FAILED: no warehouse at {warehouse}", file=sys.stderr)
         return 1
     try:
-        done = retract_load(warehouse, args.load_id, args.reason)
+        done = retract_load(warehouse, load_id, reason)
     except ValueError as exc:
         print(f"[crmtier] retract FAILED: {exc}", file=sys.stderr)
         return 1
@@ -264,24 +319,56 @@ def _retract(args) -> int:
     return 0
 
 
-def _generate(args) -> int:
-    from crmtier.samples import generate
+SNAPSHOT_OPTION = click.option("--snapshot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                               show_default="$CRMTIER_PUBLISH or $CRMTIER_HOME/publish/crm.duckdb",
+                               help="Published snapshot file to read.")
 
-    out = (args.out or get_paths().landing).resolve()
-    started = time.monotonic()
-    kw = dict(seed=args.seed, as_of=args.as_of, orders_per_customer=args.orders_per_customer,
-              events_per_customer=args.events_per_customer)
-    if args.source == "generic":
-        written = generate.generate(out, args.customers, **kw)
-    else:
-        from crmtier.samples.vendor_export import write_vendor_export
-        frames = generate.generate_frames(args.customers, **kw)
-        frames.pop("_bad_rows", None)
-        written = write_vendor_export({k: _to_pandas(v) for k, v in frames.items()}, out, args.source)
-    for entity, path in written.items():
-        print(f"[crmtier] wrote {entity}: {path}")
-    print(f"[crmtier] generated {args.customers:,d} customers in {time.monotonic() - started:.1f}s")
+
+@cli.command(short_help="Tier and status counts of the published snapshot.")
+@SNAPSHOT_OPTION
+def summary(snapshot: Path | None) -> int:
+    """Print tier counts (in the rank order of seed tier_rules, VIP first) and status counts of the
+    published snapshot."""
+    from crmtier.pipeline import format_summary, summarize
+
+    print(format_summary(summarize(snapshot or get_paths().publish)))
     return 0
+
+
+@cli.command(short_help="Why a customer has its tier and status.")
+@click.argument("customer_id")
+@click.option("--as-of", type=ISO_DATE, default=None, show_default="the snapshot's date",
+              help="An earlier date kept in history.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
+@SNAPSHOT_OPTION
+def explain(customer_id: str, as_of: date | None, as_json: bool, snapshot: Path | None) -> int:
+    """Why CUSTOMER_ID has its tier and status (from the published snapshot)."""
+    from crmtier.report.explain import main as explain_main
+
+    return explain_main(customer_id, as_of and as_of.isoformat(), as_json, snapshot)
+
+
+@cli.command("check-model", short_help="Holdout check of the CLV model.")
+@click.option("--as-of", type=ISO_DATE, required=True, help="End of the holdout window.")
+@click.option("--holdout-days", type=click.IntRange(min=1), default=90, help="Length of the holdout window in days.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
+def check_model(as_of: date, holdout_days: int, as_json: bool) -> int:
+    """Calibration/holdout check of the CLV model (reads the warehouse read-only)."""
+    from crmtier.report.model_check import main as check_main
+
+    return check_main(as_of.isoformat(), holdout_days, as_json)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `crmtier` entry point: the exit code of the subcommand (2 for a usage error, as argparse had)."""
+    try:
+        return cli.main(args=argv, prog_name="crmtier", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        print("Aborted!", file=sys.stderr)
+        return 130
 
 
 def _to_pandas(frame):

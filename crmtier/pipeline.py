@@ -306,16 +306,23 @@ def summarize(snapshot: str | Path) -> dict:
     return {"as_of_date": as_of, "history_republished_for": republished_for, "tiers": tiers, "status": status}
 
 
-def format_summary(summary: dict) -> str:
-    labels = {"vip": "VIP", "high": "high 高价值", "medium": "medium 中价值", "low": "low 低价值", "new": "new 新客户",
-              "active": "active 活跃", "dormant": "dormant 沉睡", "churned": "churned 流失",
-              "prospect": "prospect 潜在"}
+def format_summary(summary: dict, seeds_dir: Path | None = None) -> str:
+    """Counts per tier (seed rank order, VIP first) and per status, labelled as the seeds say."""
+    import unicodedata  # wide (CJK) characters take two columns: pad by display width
+
+    from crmtier.seeds import labels, status_order, tier_order
+
+    names = labels(seeds_dir)
     lines = [f"summary as of {summary['as_of_date']}"]
-    for key, title in (("tiers", "tiers 用户分级"), ("status", "status 用户状态")):
-        total = sum(summary[key].values()) or 1
+    for key, title, label, order in (("tiers", "tiers 用户分级", names["tier"], tier_order),
+                                     ("status", "status 用户状态", names["status"], status_order)):
+        counts = summary[key]
+        total = sum(counts.values()) or 1
         lines.append(f"  {title}:")
-        for name, n in summary[key].items():
-            lines.append(f"    {labels.get(name, name):14s} {n:>10,d}  {100 * n / total:5.1f}%")
+        for name in order(counts, seeds_dir):
+            text = f"{name} ({label[name]})" if name in label else name
+            pad = " " * max(0, 30 - sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
+            lines.append(f"    {text}{pad} {counts[name]:>10,d}  {100 * counts[name] / total:5.1f}%")
     return "\n".join(lines)
 
 

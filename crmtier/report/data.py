@@ -6,30 +6,16 @@ outbox manifest. The warehouse is never opened: the report can be rebuilt while 
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from datetime import date, timedelta
 from pathlib import Path
 
-from crmtier.paths import DBT_PROJECT_DIR, get_paths
+from crmtier.paths import get_paths
+from crmtier.seeds import labels, read_seed  # noqa: F401  (labels: part of this module's interface)
 
 GATES = ("raw", "staging", "marts", "drift")
 FLOW_WINDOWS = (30, 90)
-
-
-def read_seed(name: str) -> list[dict]:
-    with (DBT_PROJECT_DIR / "seeds" / f"{name}.csv").open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def labels() -> dict[str, dict[str, str]]:
-    """Bilingual labels per tier, status and segment, from the seeds (one definition of each)."""
-    status = {r["status"]: f"{r['label_en']} {r['label_zh']}" for r in read_seed("status_strategies")}
-    tiers = {r["tier"]: f"{r['label_en']} {r['label_zh']}" for r in read_seed("tier_rules")}
-    tiers.setdefault("new", status.get("new", "new"))  # `new` customers are too young for a tier rule
-    segments = {r["segment"]: f"{r['segment']} {r['segment_zh']}" for r in read_seed("rfm_segments")}
-    return {"tier": tiers, "status": status, "segment": segments}
 
 
 def _rows(con, sql: str, params: list | None = None) -> list[dict]:
