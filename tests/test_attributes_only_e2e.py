@@ -14,6 +14,8 @@ import pytest
 from crmtier.cli import run_dag
 from tests.conftest import write_csv
 
+pytestmark = pytest.mark.e2e
+
 AS_OF = "2027-03-15"  # outside the current year; the DAG's start_date bounds earlier dates on this branch
 
 

@@ -35,6 +35,8 @@ import pytest
 
 from crmtier.generate import generate_frames
 
+pytestmark = pytest.mark.e2e
+
 D1, D2 = "2026-03-21", "2026-03-31"
 CUSTOMERS = 300
 SEED = 11

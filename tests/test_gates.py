@@ -19,6 +19,8 @@ import pytest
 from crmtier import gates
 from crmtier.gates import GateConfigError, GateFailed, GateResult, run_gate
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01"
 EVENT_TYPES = ["web_visit", "page_view", "login", "email_open", "email_click",

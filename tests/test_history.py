@@ -35,6 +35,8 @@ from crmtier.dbt_runner import run_dbt
 from crmtier.generate import generate_frames
 from crmtier.paths import DBT_PROJECT_DIR
 
+pytestmark = pytest.mark.e2e
+
 FIRST = date(2026, 9, 1)
 SPAN_DAYS = int(os.environ.get("CRMTIER_HISTORY_TEST_DAYS", "60"))
 STEP_DAYS = int(os.environ.get("CRMTIER_HISTORY_TEST_STEP", "5"))

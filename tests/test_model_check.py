@@ -16,6 +16,8 @@ import pytest
 
 from crmtier import clv
 
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report_run")]  # the shared backfill, built once
+
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
 HOLDOUT_DAYS = 273  # 39 weeks
 

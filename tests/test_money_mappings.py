@@ -12,6 +12,8 @@ import pytest
 from crmtier.mappings import MappingError, load_mapping, load_mapping_file
 from crmtier.vendor import FileRejected, normalize_file
 
+pytestmark = pytest.mark.unit
+
 BASE = """
 source: {name}
 settings:

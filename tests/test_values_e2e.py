@@ -18,6 +18,8 @@ from crmtier.cli import run_dag
 from crmtier.generate import generate
 from tests.conftest import write_csv
 
+pytestmark = pytest.mark.e2e
+
 AS_OF = "2027-03-15"  # outside the current year; the DAG's start_date bounds earlier dates on this branch
 EXPORTED = datetime(2027, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
 

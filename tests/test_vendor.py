@@ -15,6 +15,8 @@ from crmtier.encodings import detect_encoding, read_table, read_text_table
 from crmtier.mappings import MappingError, list_sources, load_mapping
 from crmtier.vendor import FileRejected, NormalizedFile, normalize_file, write_vendor_export
 
+pytestmark = pytest.mark.unit
+
 VENDORS = ["generic", "fxiaoke", "zoho_crm", "salesforce", "hubspot"]
 
 CUSTOMERS = pd.DataFrame(
