@@ -30,11 +30,11 @@ demo: env
 # all tests on two workers: each work unit (a module, or the modules sharing a session fixture) runs
 # on one worker, the longest first (order and groups: tests/conftest.py)
 test: env
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --no-loadscope-reorder --durations=40 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder --durations=40 tests
 
 # the unit tier only (no DagRun, dbt, subprocess or DuckDB file): under a minute
 test-fast: env
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --no-loadscope-reorder -m unit tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder -m unit tests
 
 bench: env
 	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report_run")]  # the shared backfill, built once
+pytestmark = pytest.mark.e2e  # shares the session fixture report_run: conftest.SHARED
 
 
 def _cli(report_run, *args: str) -> subprocess.CompletedProcess:

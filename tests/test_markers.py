@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HEAVY_FIRST, TIERS
+from tests.conftest import HEAVY_FIRST, SHARED, TIERS
 
 pytestmark = pytest.mark.unit
 
@@ -68,12 +68,21 @@ def test_make_targets_select_the_tiers():
     fast = re.search(r"^test-fast:.*\n((?:\t.*\n)+)", makefile, re.M)
     assert fast and "-m unit" in fast.group(1)
     full = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M)
-    assert full and "pytest" in full.group(1) and "--dist loadgroup" in full.group(1)
+    assert full and "pytest" in full.group(1) and "--dist loadfile" in full.group(1)
     assert not re.search(r"-m ['\"]?(not |unit|integration|e2e)", full.group(1))  # all of it
 
 
 def test_heavy_work_units_exist():
     """The scheduling order names real modules or shared-fixture groups (a renamed module would be
     scheduled last and end alone on one worker)."""
-    groups = {m.stem for m in MODULES} | {"report_run"}
+    groups = {m.stem for m in MODULES} | set(SHARED)
     assert set(HEAVY_FIRST) <= groups, set(HEAVY_FIRST) - groups
+
+
+@pytest.mark.parametrize("fixture", sorted(SHARED))
+def test_every_user_of_a_shared_session_fixture_is_in_its_work_unit(fixture):
+    """Else a second worker builds the fixture (its DagRuns) again."""
+    users = {m.stem for m in MODULES if any(
+        isinstance(node, ast.FunctionDef) and fixture in [a.arg for a in node.args.args]
+        for node in ast.walk(ast.parse(m.read_text(encoding="utf-8"))))}
+    assert users and users == set(SHARED[fixture])

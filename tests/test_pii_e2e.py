@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report_run")]  # the shared backfill, built once
+pytestmark = pytest.mark.e2e  # shares the session fixture report_run: conftest.SHARED
 
 
 def test_pii_is_only_in_staging_and_the_outbox(report_run):

@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser import chromium_path, inspect_page
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report_run")]  # the shared backfill, built once
+pytestmark = pytest.mark.e2e  # shares the session fixture report_run: conftest.SHARED
 
 CHART_PROBE = """(() => {
   const charts = [...document.querySelectorAll('figure.chart')].map(f => {
