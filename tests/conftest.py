@@ -46,8 +46,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile` by work unit instead of by file, in collection order (`--no-loadscope-reorder`).
-    (`--dist loadgroup` with xdist_group marks does not group under pytest 9.2: pytest-xdist 3.8 renames
-    `item._nodeid`, which pytest 9.2 no longer reads.)"""
+    (`--dist loadgroup` with xdist_group marks does not group under pytest 9.2: pytest-xdist 3.8 sets
+    `item._nodeid`, which pytest 9.2 no longer reads: every test became its own unit.)"""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
