@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make demo   - environment from the lock file, sample exports, one DAG run, a summary
-#   make test   - the same environment, all tests
+#   make test   - the same environment, all tests (make test-fast: the unit tests)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -11,7 +11,7 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-11-01
 BENCH_CUSTOMERS ?= 1000000
 
-.PHONY: env demo test lint bench clean deploy-env deploy-up deploy-down deploy-status
+.PHONY: env demo test test-fast lint bench clean deploy-env deploy-up deploy-down deploy-status
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ demo: env
 	$(BIN)/crmtier generate --customers $(DEMO_CUSTOMERS) --seed 42 --as-of $(DEMO_AS_OF) --out $(CRMTIER_HOME)/landing
 	$(BIN)/crmtier run --landing $(CRMTIER_HOME)/landing --as-of $(DEMO_AS_OF)
 
+# all tests on two workers: each work unit (a module, or the modules sharing a session fixture) runs
+# on one worker, the longest first (order and groups: tests/conftest.py)
 test: env
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=40 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder --durations=40 tests
+
+# the unit tier only (no DagRun, dbt, subprocess or DuckDB file): under a minute
+test-fast: env
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder -m unit tests
 
 # Python (ruff, config in pyproject.toml) and SQL (sqlfluff with the dbt templater, config in .sqlfluff); both
 # run, either failing fails. The templater compiles the dbt project: a throwaway warehouse and target, never var/.

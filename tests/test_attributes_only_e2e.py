@@ -14,20 +14,22 @@ import pytest
 from crmtier.cli import run_dag
 from tests.conftest import write_csv
 
-AS_OF = "2027-03-15"  # outside the current year; the DAG's start_date bounds earlier dates on this branch
+pytestmark = pytest.mark.e2e
+
+AS_OF = "2011-03-15"  # outside the current year
 
 
 @pytest.fixture(scope="module")
 def contacts_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("contacts")
     home, landing = root / "var", root / "landing"
-    rows = [f"S{i:03d},Contact {i},2025-0{1 + i % 9}-10 09:00:00,{1000 * i},basic" for i in range(1, 17)]
-    rows += ["S100,Big Co,2025-02-01 09:00:00,150000,basic",      # contract_value >= 100000: vip
-             "S101,Mid Co,2025-02-01 09:00:00,20000,Enterprise",  # plan in enterprise|premium: high
-             "S102,Pro Co,2025-02-01 09:00:00,,premium",
-             "S103,Odd Co,2025-02-01 09:00:00,lots,enterprise"]   # not a number: the plan rule still applies
+    rows = [f"S{i:03d},Contact {i},2010-0{1 + i % 9}-10 09:00:00,{1000 * i},basic" for i in range(1, 17)]
+    rows += ["S100,Big Co,2010-02-01 09:00:00,150000,basic",      # contract_value >= 100000: vip
+             "S101,Mid Co,2010-02-01 09:00:00,20000,Enterprise",  # plan in enterprise|premium: high
+             "S102,Pro Co,2010-02-01 09:00:00,,premium",
+             "S103,Odd Co,2010-02-01 09:00:00,lots,enterprise"]   # not a number: the plan rule still applies
     write_csv(landing / "generic/customers/contacts.csv", "customer_id,name,created_at,contract_value,plan", rows)
-    exported = datetime(2027, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+    exported = datetime(2011, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
     os.utime(landing / "generic/customers/contacts.csv", (exported, exported))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CRMTIER_HOME", str(home))

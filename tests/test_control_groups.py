@@ -28,6 +28,8 @@ import pytest
 
 from crmtier.cli import run_dag
 
+pytestmark = pytest.mark.e2e
+
 D0, D1 = date(2026, 3, 1), date(2026, 3, 11)
 D2 = D1 + timedelta(days=32)
 WINDOW = 30

@@ -7,6 +7,8 @@ import pytest
 
 from crmtier.paths import DAGS_DIR
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory):

@@ -12,6 +12,8 @@ from crmtier.cli import main, run_dag
 from crmtier.samples.generate import generate
 from crmtier.paths import DAGS_DIR
 
+pytestmark = pytest.mark.e2e
+
 PIPELINE_TASKS = {"ingest", "gate_raw", "dbt_staging", "gate_staging", "dbt_marts", "gate_marts", "gate_drift",
                   "publish", "outbox", "notify"}
 

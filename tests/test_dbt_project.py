@@ -12,6 +12,8 @@ from crmtier.samples.generate import generate
 from crmtier.ingest.landing import ingest_landing
 from crmtier.pipeline import stage_args
 
+pytestmark = pytest.mark.integration
+
 MARTS = ("dim_customers", "fct_customer_behaviour", "customer_value_scores", "customer_tiers", "customer_status")
 
 

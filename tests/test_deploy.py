@@ -35,6 +35,8 @@ from crmtier.paths import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "deploy"))
 import local  # noqa: E402  (deploy/local.py)
 
+pytestmark = pytest.mark.e2e
+
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
            "AIRFLOW_FERNET_KEY")

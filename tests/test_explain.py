@@ -12,6 +12,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.e2e  # shares the session fixture report_run: conftest.SHARED
+
 
 def _cli(report_run, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CRMTIER_HOME": str(report_run.home)}

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from crmtier.ingest.expressions import EvalError, ExpressionError, compile_expression, parse_number
 
+pytestmark = pytest.mark.unit
+
 
 def row(**values):
     return values.get

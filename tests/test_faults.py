@@ -35,7 +35,9 @@ import pytest
 
 from crmtier.samples.generate import generate_frames
 
-D1, D2 = "2026-03-21", "2026-03-31"
+pytestmark = pytest.mark.e2e
+
+D1, D2 = "2011-03-21", "2011-03-31"  # outside the current year
 CUSTOMERS = 300
 SEED = 11
 POINTS = ["ingest", "gate_raw", "dbt_staging", "gate_staging", "dbt_marts", "gate_marts", "gate_drift",
@@ -136,7 +138,7 @@ def _land(frames: dict, landing: Path, delivery: int) -> None:
     if delivery == 2:
         bad = landing / "generic" / "customers" / "fixes_2.csv"
         bad.write_text("customer_id,name,phone,email,created_at\n"
-                       f",{LEAK['name']},{LEAK['phone']},{LEAK['email']},2026-03-25 10:00:00\n", encoding="utf-8")
+                       f",{LEAK['name']},{LEAK['phone']},{LEAK['email']},2011-03-25 10:00:00\n", encoding="utf-8")
 
 
 def _copy_home(src: Path, dst: Path) -> Path:

@@ -19,6 +19,8 @@ import pytest
 from crmtier.quality import gates, messages, validation
 from crmtier.quality.gates import GateConfigError, GateFailed, GateResult, run_gate
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01"
 EVENT_TYPES = ["web_visit", "page_view", "login", "email_open", "email_click",

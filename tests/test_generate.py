@@ -13,6 +13,8 @@ import pytest
 
 from crmtier.samples import generate as gen
 
+pytestmark = pytest.mark.unit
+
 AS_OF = "2026-11-01"
 AS_OF_END = pd.Timestamp(AS_OF) + pd.Timedelta(hours=23, minutes=59, seconds=59)
 N = 2_000

@@ -12,10 +12,11 @@ days since the last one): each stretch of the backfill sees only the data delive
 customers come back to life when a delivery lands (re-activations, win-backs).
 
 Speed: every DagRun costs ~23 s on 2 cores whatever the population (two dbt start-ups and ~250
-nodes), so by default the backfill runs every STEP_DAYS-th (5th) day of the 60: 13 as-of dates,
-~5 min, the whole file ~8 min (transitions then compare with the as-of date 5 days before, which
-the models handle like any gap). CRMTIER_HISTORY_TEST_STEP=1 runs all 61 daily dates (measured:
-backfill 20 min, whole file 23.5 min).
+nodes), so by default the backfill runs the 8 as-of dates of OFFSETS (the fewest that give every
+test below what it checks, see there; 14 DagRuns for the whole file instead of 61 + 6);
+transitions then compare with the as-of date 5 to 20 days before, which the models handle like any
+gap. CRMTIER_HISTORY_TEST_STEP=N runs every N-th day of the 60 instead (N=1: all 61 daily dates,
+measured: backfill 20 min, whole file 23.5 min).
 """
 from __future__ import annotations
 
@@ -35,13 +36,23 @@ from crmtier.dbt_runner import run_dbt
 from crmtier.samples.generate import generate_frames
 from crmtier.paths import DBT_PROJECT_DIR
 
-FIRST = date(2026, 9, 1)
+pytestmark = pytest.mark.e2e
+
+FIRST = date(2011, 9, 1)
 SPAN_DAYS = int(os.environ.get("CRMTIER_HISTORY_TEST_DAYS", "60"))
-STEP_DAYS = int(os.environ.get("CRMTIER_HISTORY_TEST_STEP", "5"))
-CHUNK_DAYS = 16             # a delivery of exports every 16 days
+STEP_DAYS = os.environ.get("CRMTIER_HISTORY_TEST_STEP")
+CHUNK_DAYS = 16             # a delivery of exports every 16 days: days 0-15, 16-31, 32-47, 48-63
 CUSTOMERS = 250
 SEED = 21
-DATES = [(FIRST + timedelta(days=d)).isoformat() for d in range(0, SPAN_DAYS + 1, STEP_DAYS)]
+# Days after FIRST of the default backfill, per delivery. 0: the first date (no transitions yet);
+# 20, 30: a 20-day gap across a delivery (re-activations), then the date the fresh single-date run
+# rebuilds (CHUNKS[1][-1]); 35, 45: the stretch re-run date by date (DAILY_CHUNK, history before
+# it); 50, 55, 60: the older date, the spoiled next date and the last date of the re-run test
+# (CHUNKS[-1][-3:]); 61 (not in the backfill): the poisoned export. 5- to 10-day steps within 30
+# days keep alerts of one customer and rule inside their cooldown (suppressions are checked).
+OFFSETS = (0, 20, 30, 35, 45, 50, 55, 60)
+DAYS = range(0, SPAN_DAYS + 1, int(STEP_DAYS)) if STEP_DAYS else OFFSETS
+DATES = [(FIRST + timedelta(days=d)).isoformat() for d in DAYS]
 CHUNKS: list[list[str]] = []
 for _d in DATES:
     _k = (date.fromisoformat(_d) - FIRST).days // CHUNK_DAYS
@@ -111,7 +122,7 @@ def backfill(tmp_path_factory):
             if codes[-1] != 0:
                 break
         seconds = time.monotonic() - started
-        print(f"\nbackfill of {len(DATES)} as-of dates ({DATES[0]} .. {DATES[-1]}, every {STEP_DAYS} days) "
+        print(f"\nbackfill of {len(DATES)} as-of dates ({DATES[0]} .. {DATES[-1]}, days {list(DAYS)}) "
               f"in {len(CHUNKS)} deliveries: {seconds:.0f}s")
         tables = _tables(home) if all(c == 0 for c in codes) and len(codes) == len(CHUNKS) else {}
         yield {"root": root, "home": home, "landing": landing, "frames": frames, "codes": codes,
@@ -132,6 +143,16 @@ def _copy_home(backfill, name: str) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- backfill
+
+def test_the_dates_give_every_test_what_it_needs():
+    """Fewer dates must not quietly thin what the tests below check (see OFFSETS)."""
+    days = [(date.fromisoformat(d) - FIRST).days for d in DATES]
+    assert days == sorted(set(days)) and len(CHUNKS) >= 3
+    assert 0 < DAILY_CHUNK < len(CHUNKS) and len(CHUNKS[DAILY_CHUNK]) >= 2  # history before the stretch
+    assert len(CHUNKS[1]) >= 2 and len(CHUNKS[-1]) >= 3  # a sample into the history; older, next, last
+    steps = {b - a for a, b in zip(days, days[1:])}
+    assert STEP_DAYS or (len(steps) > 1 and max(steps) < 30)  # uneven gaps, each inside a 30-day cooldown
+
 
 def test_backfill_builds_one_history_row_per_customer_and_date(backfill):
     tables = _require(backfill)

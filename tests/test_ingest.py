@@ -7,6 +7,8 @@ import pytest
 from crmtier.ingest.landing import ingest_landing
 from tests.conftest import write_csv
 
+pytestmark = pytest.mark.integration
+
 CUSTOMERS = "customer_id,name,gender,birth_date,phone,email,occupation,income,province,city,created_at"
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"
 EVENTS = "event_id,customer_id,event_time,event_type,channel"

@@ -15,6 +15,8 @@ from crmtier.ingest.generic_csv import count_records
 from crmtier.ingest.landing import IngestSettings, ingest_landing, retract_load
 from tests.conftest import write_csv
 
+pytestmark = pytest.mark.integration
+
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"
 CUSTOMERS = "customer_id,created_at"
 NO_WAIT = IngestSettings(settle_seconds=0)

@@ -14,6 +14,8 @@ from crmtier.cli import main, run_dag
 from crmtier.samples.generate import generate
 from tests.conftest import write_csv
 
+pytestmark = pytest.mark.e2e
+
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"
 
 

@@ -15,6 +15,8 @@ from crmtier.lock import LockBusy, clean_leftovers, home_lock, wait_for_warehous
 from crmtier.delivery.masking import mask_raw_values, mask_text
 from crmtier.permissions import secure_home
 
+pytestmark = pytest.mark.integration
+
 HOLD = ("import sys, time; from crmtier.lock import home_lock; from pathlib import Path; "
         "home_lock(Path(sys.argv[1])).acquire('1997-06-30'); print('held', flush=True); time.sleep(600)")
 

@@ -16,6 +16,8 @@ import pytest
 
 from crmtier.value import clv
 
+pytestmark = pytest.mark.e2e  # shares the session fixture report_run: conftest.SHARED
+
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
 HOLDOUT_DAYS = 273  # 39 weeks
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from crmtier.ingest.landing import ingest_landing
 from tests.conftest import write_csv
+
+pytestmark = pytest.mark.integration
 
 ORDERS = "order_id,customer_id,order_time,amount,currency,status"
 

@@ -13,6 +13,8 @@ from crmtier.ingest.mappings import MappingError, load_mapping, load_mapping_fil
 from crmtier.ingest.errors import FileRejected
 from crmtier.ingest.vendor import normalize_file
 
+pytestmark = pytest.mark.unit
+
 BASE = """
 source: {name}
 settings:

@@ -10,6 +10,8 @@ import pytest
 
 from crmtier.delivery.notifiers import ConnectionsNotifier
 
+pytestmark = pytest.mark.unit
+
 
 class FailedTask:
     task_id = "gate_raw"

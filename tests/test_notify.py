@@ -18,6 +18,8 @@ import pytest
 from crmtier.delivery import notify as notify_module
 from crmtier.delivery.notify import failure_message, notify, run_message
 
+pytestmark = pytest.mark.unit
+
 ENV = ("CRMTIER_NOTIFY_WEBHOOK", "CRMTIER_NOTIFY_EMAIL_TO", "CRMTIER_NOTIFY_TIMEOUT", "CRMTIER_SMTP_HOST",
        "CRMTIER_SMTP_PORT", "CRMTIER_SMTP_USER", "CRMTIER_SMTP_PASSWORD", "CRMTIER_SMTP_STARTTLS", "CRMTIER_SMTP_SSL",
        "CRMTIER_NOTIFY_EMAIL_FROM", "CRMTIER_SMTP_SECURITY", "CRMTIER_SMTP_CA_FILE", "CRMTIER_SMTP_ALLOW_PLAINTEXT_AUTH")

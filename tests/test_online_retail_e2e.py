@@ -22,6 +22,8 @@ import pytest
 from crmtier.cli import run_dag
 from crmtier.paths import get_paths
 
+pytestmark = pytest.mark.e2e
+
 AS_OF = "2011-12-09"
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
 ROWS = [

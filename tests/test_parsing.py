@@ -30,6 +30,8 @@ from crmtier.ingest.parsing import (
     vocab_key,
 )
 
+pytestmark = pytest.mark.unit
+
 FAST = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -14,6 +14,8 @@ from crmtier.paths import get_paths
 from tests.conftest import write_csv
 from tests.reference import counts, reference_outputs
 
+pytestmark = pytest.mark.e2e
+
 AS_OF = "2026-11-01"
 
 

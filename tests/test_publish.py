@@ -4,9 +4,12 @@ test_faults.py)."""
 from __future__ import annotations
 
 import duckdb
+import pytest
 
 from crmtier.delivery.publish import PUBLISHED_TABLES, publish_snapshot
 from tests.test_faults import table_hashes
+
+pytestmark = pytest.mark.integration
 
 
 def _warehouse(path, dates: list[str], customers: int = 20, marts_date: str | None = None):

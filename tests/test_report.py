@@ -13,6 +13,8 @@ import pytest
 
 from tests.browser import chromium_path, inspect_page
 
+pytestmark = pytest.mark.e2e  # shares the session fixture report_run: conftest.SHARED
+
 CHART_PROBE = """(() => {
   const charts = [...document.querySelectorAll('figure.chart')].map(f => {
     const svg = f.querySelector('svg');

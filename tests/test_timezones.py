@@ -5,6 +5,8 @@ import pytest
 
 from crmtier.ingest.parsing import parse_timestamp
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("text, utc", [
     ("2011-03-16 00:30:00+08:00", "2011-03-15 16:30:00"),      # after midnight at +08:00: previous UTC day

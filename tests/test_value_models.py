@@ -19,6 +19,8 @@ from crmtier.samples.generate import generate
 from crmtier.ingest.landing import ingest_landing
 from crmtier.paths import DBT_PROJECT_DIR
 
+pytestmark = pytest.mark.integration
+
 AS_OF = "2026-11-01"
 AS_OF_DAY = pd.Timestamp(AS_OF)
 END = AS_OF_DAY + pd.Timedelta(days=1)

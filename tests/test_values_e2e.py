@@ -18,8 +18,10 @@ from crmtier.cli import run_dag
 from crmtier.samples.generate import generate
 from tests.conftest import write_csv
 
-AS_OF = "2027-03-15"  # outside the current year; the DAG's start_date bounds earlier dates on this branch
-EXPORTED = datetime(2027, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+pytestmark = pytest.mark.e2e
+
+AS_OF = "2011-03-15"  # outside the current year; US summer time from 2011-03-13, Europe/Berlin still CET
+EXPORTED = datetime(2011, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
 
 # A source of our own (CRMTIER_SOURCES_DIR): the generic layout read through the mapping path,
 # with customer ids matched case-insensitively.
@@ -46,38 +48,38 @@ entities:
 def _write_landing(landing: Path, sources: Path) -> None:
     generate(landing, 300, seed=5, as_of=AS_OF)
     write_csv(landing / "generic/customers/people.csv", "customer_id,name,gender,birth_date,income,created_at", [
-        "VC1,Ann,F,1980-02-30,abc,2026-01-05 09:00:00",     # impossible birth date, income not a number
-        "VC2,Bob,M,1975-06-01,50000,2026-01-05 09:00:00",
-        "VC3,Cy,X,1990-01-01,60000,2026-01-05 09:00:00",     # gender neither M nor F
-        "VC4,Di,F,1985-03-03,70000,2026-01-05 09:00:00",
-        "VC5,Ed,M,1985-03-03,70000,2026-01-05 09:00:00",
+        "VC1,Ann,F,1980-02-30,abc,2010-01-05 09:00:00",     # impossible birth date, income not a number
+        "VC2,Bob,M,1975-06-01,50000,2010-01-05 09:00:00",
+        "VC3,Cy,X,1990-01-01,60000,2010-01-05 09:00:00",     # gender neither M nor F
+        "VC4,Di,F,1985-03-03,70000,2010-01-05 09:00:00",
+        "VC5,Ed,M,1985-03-03,70000,2010-01-05 09:00:00",
     ])
     write_csv(landing / "generic/orders/special.csv", "order_id,customer_id,order_time,amount,currency,status", [
-        "VO1,VC1,2027-03-01 10:00:00,100.00,CNY,paid",
-        'VO2," VC2 ",2027-03-01 10:00:00,100.00,CNY,paid',   # surrounding spaces: trimmed by default
-        "VO3,vc1,2027-03-02 10:00:00,100.00,CNY,paid",       # differs only by case: unknown under trim
-        "VO4,NOBODY1,2027-03-02 10:00:00,100.00,CNY,paid",   # no such customer
+        "VO1,VC1,2011-03-01 10:00:00,100.00,CNY,paid",
+        'VO2," VC2 ",2011-03-01 10:00:00,100.00,CNY,paid',   # surrounding spaces: trimmed by default
+        "VO3,vc1,2011-03-02 10:00:00,100.00,CNY,paid",       # differs only by case: unknown under trim
+        "VO4,NOBODY1,2011-03-02 10:00:00,100.00,CNY,paid",   # no such customer
     ])
     write_csv(landing / "mycrm/orders/mine.csv", "order_id,customer_id,order_time,amount,currency,status", [
-        "VM1,vc3,2027-03-03 10:00:00,80.00,CNY,paid",        # trim_upper: customer VC3
-        "VM2,VC4,2027-03-16 07:00:00+08:00,10.00,CNY,paid",  # 2027-03-15 23:00 UTC: on the as-of day
-        "VM3,VC5,2027-03-15 20:00:00 America/Chicago,10.00,CNY,paid",  # 2027-03-16 01:00 UTC: after it
-        "VM4,VC5,2027-03-15 18:00:00,10.00,CNY,paid",        # naive: New York (mapping) -> 22:00 UTC
+        "VM1,vc3,2011-03-03 10:00:00,80.00,CNY,paid",        # trim_upper: customer VC3
+        "VM2,VC4,2011-03-16 07:00:00+08:00,10.00,CNY,paid",  # 2011-03-15 23:00 UTC: on the as-of day
+        "VM3,VC5,2011-03-15 20:00:00 America/Chicago,10.00,CNY,paid",  # 2011-03-16 01:00 UTC: after it
+        "VM4,VC5,2011-03-15 18:00:00,10.00,CNY,paid",        # naive: New York (mapping) -> 22:00 UTC
     ])
     # time zones, generic path: an offset or zone in the value wins, else the mapping's zone
     # (generic.yaml overridden below: Asia/Shanghai)
     write_csv(landing / "generic/events/tz.csv", "event_id,customer_id,event_time,event_type,channel", [
-        "VT1,VC4,2027-03-14 23:30:00-05:00,login,app",          # 2027-03-15 04:30 UTC
-        "VT2,VC4,2027-03-16 00:30:00+08:00,login,app",          # 2027-03-15 16:30 UTC
-        "VT3,VC5,2027-03-15T00:30:00 Europe/Berlin,login,app",  # 2027-03-14 23:30 UTC
-        "VT4,VC4,2027-03-15 23:30:00-05:00,login,app",          # 2027-03-16 04:30 UTC: after the as-of day
-        "VT5,VC5,2027-03-15 07:30:00,login,app",                # naive Shanghai: 2027-03-14 23:30 UTC
-        "VT6,VC5,2027-03-15 10:00:00 Mars/Phobos,login,app",    # no such zone: quarantined
+        "VT1,VC4,2011-03-14 23:30:00-05:00,login,app",          # 2011-03-15 04:30 UTC
+        "VT2,VC4,2011-03-16 00:30:00+08:00,login,app",          # 2011-03-15 16:30 UTC
+        "VT3,VC5,2011-03-15T00:30:00 Europe/Berlin,login,app",  # 2011-03-14 23:30 UTC
+        "VT4,VC4,2011-03-15 23:30:00-05:00,login,app",          # 2011-03-16 04:30 UTC: after the as-of day
+        "VT5,VC5,2011-03-15 07:30:00,login,app",                # naive Shanghai: 2011-03-14 23:30 UTC
+        "VT6,VC5,2011-03-15 10:00:00 Mars/Phobos,login,app",    # no such zone: quarantined
     ])
     # events without ids, delivered twice: LF, then the same rows with CRLF (other bytes, other hash)
     noid = ["event_id,customer_id,event_time,event_type,channel",
-            ",VC2,2027-03-10 10:00:00,email_open,email", ",VC2,2027-03-11 10:00:00,web_visit,web",
-            ",VC2,2027-03-11 10:00:00,web_visit,app"]  # another channel: another event
+            ",VC2,2011-03-10 10:00:00,email_open,email", ",VC2,2011-03-11 10:00:00,web_visit,web",
+            ",VC2,2011-03-11 10:00:00,web_visit,app"]  # another channel: another event
     (landing / "generic/events/noid.csv").write_bytes(("\n".join(noid) + "\n").encode())
     (landing / "generic/events/noid_again.csv").write_bytes(("\r\n".join(noid) + "\r\n").encode())
     generic_yaml = (Path(__file__).parents[1] / "crmtier/sources/generic.yaml").read_text(encoding="utf-8")
@@ -85,7 +87,7 @@ def _write_landing(landing: Path, sources: Path) -> None:
     (sources / "generic.yaml").write_text(generic_yaml.replace("  timezone: UTC\n", "  timezone: Asia/Shanghai\n"),
                                           encoding="utf-8")
     write_csv(landing / "generic/events/unknown.csv", "event_id,customer_id,event_time,event_type,channel", [
-        "VE1,NOBODY2,2027-03-02 10:00:00,login,app",
+        "VE1,NOBODY2,2011-03-02 10:00:00,login,app",
     ])
     (sources / "mycrm.yaml").write_text(MYCRM_YAML, encoding="utf-8")
     for path in landing.rglob("*.csv"):  # exported on the as-of date
@@ -156,19 +158,19 @@ def test_time_zones_are_converted_to_utc(values_run):
     events = {r[0]: (str(r[1]), str(r[2])) for r in _query(values_run["warehouse"], """
         select event_id, event_at, event_date from staging.stg_generic__events where event_id like 'VT%'""")}
     assert events == {
-        "VT1": ("2027-03-15 04:30:00", "2027-03-15"),   # -05:00
-        "VT2": ("2027-03-15 16:30:00", "2027-03-15"),   # +08:00 after midnight: the previous day in UTC
-        "VT3": ("2027-03-14 23:30:00", "2027-03-14"),   # Europe/Berlin (CET)
-        "VT4": ("2027-03-16 04:30:00", "2027-03-16"),   # -05:00 before midnight: the next day in UTC
-        "VT5": ("2027-03-14 23:30:00", "2027-03-14"),   # naive: the generic mapping's Asia/Shanghai
+        "VT1": ("2011-03-15 04:30:00", "2011-03-15"),   # -05:00
+        "VT2": ("2011-03-15 16:30:00", "2011-03-15"),   # +08:00 after midnight: the previous day in UTC
+        "VT3": ("2011-03-14 23:30:00", "2011-03-14"),   # Europe/Berlin (CET)
+        "VT4": ("2011-03-16 04:30:00", "2011-03-16"),   # -05:00 before midnight: the next day in UTC
+        "VT5": ("2011-03-14 23:30:00", "2011-03-14"),   # naive: the generic mapping's Asia/Shanghai
     }
-    quarantined = _query(values_run["warehouse"], "select reason from raw.quarantine where _file_name = 'tz.csv'")
-    assert quarantined == [("unparseable_timestamp: event_time=2027-03-15 10:00:00 Mars/Phobos",)]
+    quarantined = _query(values_run["warehouse"], "select reason, detail from raw.quarantine where _file_name = 'tz.csv'")
+    assert quarantined == [("unparseable_timestamp", "event_time=2011-03-15 10:00:00 Mars/Phobos")]  # code, detail
     orders = {r[0]: str(r[1]) for r in _query(values_run["warehouse"], """
         select order_id, ordered_at from staging.stg_generic__orders where order_id in ('VM2', 'VM3', 'VM4')""")}
-    assert orders == {"VM2": "2027-03-15 23:00:00",     # vendor path (crmtier.ingest.parsing): +08:00
-                      "VM3": "2027-03-16 01:00:00",     # America/Chicago, summer time from 2027-03-14
-                      "VM4": "2027-03-15 22:00:00"}     # naive: the mycrm mapping's America/New_York
+    assert orders == {"VM2": "2011-03-15 23:00:00",     # vendor path (crmtier.parsing): +08:00
+                      "VM3": "2011-03-16 01:00:00",     # America/Chicago, summer time from 2011-03-13
+                      "VM4": "2011-03-15 22:00:00"}     # naive: the mycrm mapping's America/New_York
     zones = dict(_query(values_run["warehouse"], "select source, timezone from raw.load_settings"))
     assert zones == {"generic": "Asia/Shanghai", "mycrm": "UTC"}  # vendor files are UTC once read
 
@@ -177,10 +179,10 @@ def test_the_as_of_day_is_the_utc_day_by_default(values_run):
     behaviour = {r[0]: (r[1], str(r[2]), r[3]) for r in _query(values_run["publish"], """
         select customer_id, events_total, last_event_date, paid_orders from fct_customer_behaviour
         where customer_id in ('VC4', 'VC5')""")}
-    # VC4: VT1 and VT2 fall on 2027-03-15 UTC, VT4 after it; VM2 (23:00 UTC) is on the day
-    assert behaviour["VC4"] == (2, "2027-03-15", 1)
-    # VC5: VT3 and VT5 on 2027-03-14; VM4 on the day, VM3 (01:00 UTC on the 16th) after it
-    assert behaviour["VC5"] == (2, "2027-03-14", 1)
+    # VC4: VT1 and VT2 fall on 2011-03-15 UTC, VT4 after it; VM2 (23:00 UTC) is on the day
+    assert behaviour["VC4"] == (2, "2011-03-15", 1)
+    # VC5: VT3 and VT5 on 2011-03-14; VM4 on the day, VM3 (01:00 UTC on the 16th) after it
+    assert behaviour["VC5"] == (2, "2011-03-14", 1)
 
 
 def test_a_business_time_zone_moves_the_as_of_day(values_run, tmp_path):
@@ -193,10 +195,10 @@ def test_a_business_time_zone_moves_the_as_of_day(values_run, tmp_path):
             warehouse=copy, extra_vars={"business_timezone": "America/Bogota"})
     dates = {r[0]: str(r[1]) for r in _query(copy, """
         select event_id, event_date from staging.stg_generic__events where event_id in ('VT1', 'VT2', 'VT4')""")}
-    assert dates == {"VT1": "2027-03-14", "VT2": "2027-03-15", "VT4": "2027-03-15"}  # 23:30, 11:30, 23:30 local
+    assert dates == {"VT1": "2011-03-14", "VT2": "2011-03-15", "VT4": "2011-03-15"}  # 23:30, 11:30, 23:30 local
     last = _query(copy, """select events_total, last_event_date from intermediate.int_customer_events_aggregated
                            where customer_id = 'VC4'""")
-    assert [(n, str(d)) for n, d in last] == [(3, "2027-03-15")]  # VT4 is now on the as-of day
+    assert [(n, str(d)) for n, d in last] == [(3, "2011-03-15")]  # VT4 is now on the as-of day
 
 
 def test_events_without_ids_delivered_twice_count_once(values_run):

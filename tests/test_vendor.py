@@ -16,6 +16,8 @@ from crmtier.ingest.errors import FileRejected
 from crmtier.ingest.vendor import NormalizedFile, normalize_file
 from crmtier.samples.vendor_export import write_vendor_export
 
+pytestmark = pytest.mark.unit
+
 VENDORS = ["generic", "fxiaoke", "zoho_crm", "salesforce", "hubspot"]
 
 CUSTOMERS = pd.DataFrame(

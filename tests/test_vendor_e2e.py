@@ -10,6 +10,8 @@ from crmtier.samples.generate import generate_frames
 from crmtier.paths import get_paths
 from crmtier.samples.vendor_export import write_vendor_export
 
+pytestmark = pytest.mark.e2e
+
 AS_OF = "2026-11-01"
 
 

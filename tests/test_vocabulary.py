@@ -16,6 +16,8 @@ from crmtier import layout
 from crmtier.ingest import mappings
 from crmtier.ingest.landing import IngestSettings, ingest_landing
 
+pytestmark = pytest.mark.integration  # ingests into a DuckDB file
+
 REPO = Path(__file__).resolve().parents[1]
 SUITES = REPO / "expectations" / "suites"
 ENTITY_VOCABULARIES = {"customers": ("gender",), "orders": ("status",), "events": ("event_type",)}
