@@ -408,5 +408,5 @@ def test_no_repeat_buyers_not_converged():
 def test_small_benchmark_runs():
     out = clv.benchmark_fit(n=20_000, seed=3)
     assert out["bgnbd"]["converged"] and out["gamma_gamma"]["converged"]
-    assert out["fit_total_s"] < 5
+    assert out["fit_total_s"] > 0  # the time itself is a bench figure (make bench), never a test
     assert out["bgnbd"]["r"] == pytest.approx(0.24, rel=0.25)

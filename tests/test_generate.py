@@ -343,10 +343,7 @@ def test_recent_signups(export):
     assert span_days > 700
 
 
-def test_vectorised_speed_smoke():
-    """A 20k-customer run (~600k rows) stays far from per-row Python speed."""
-    import time
-
-    start = time.perf_counter()
-    gen._simulate(20_000, 1, AS_OF, 730, 10.0, 20.0, True)
-    assert time.perf_counter() - start < 5.0
+def test_a_20k_customer_simulation_runs():
+    """A 20k-customer run (~600k rows); its speed is a bench figure (make bench), not a test."""
+    sim = gen._simulate(20_000, 1, AS_OF, 730, 10.0, 20.0, True)
+    assert len(sim["customers"]["bad"]) > 20_000 and len(sim["orders"]["bad"]) > 100_000

