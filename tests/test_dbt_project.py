@@ -69,7 +69,7 @@ def test_a_failing_data_test_fails_the_build(warehouse):
                        from raw.orders limit 1""")
     finally:
         con.close()
-    with pytest.raises(DbtFailed, match="accepted_values_stg_generic__orders_order_status"):
+    with pytest.raises(DbtFailed, match="accepted_values_stg_crm__orders_order_status"):
         run_dbt(stage_args("staging"), "2026-11-01")
 
 
@@ -93,7 +93,7 @@ def test_incremental_staging_equals_full_refresh(tmp_path, monkeypatch):
     def orders():
         con = duckdb.connect(str(db), read_only=True)
         try:
-            return con.execute("select * exclude (load_id, load_seq) from staging.stg_generic__orders "
+            return con.execute("select * exclude (load_id, load_seq) from staging.stg_crm__orders "
                                "order by order_id").df()
         finally:
             con.close()

@@ -85,24 +85,24 @@ def build_warehouse(path: Path, n_customers: int = 50, n_orders: int = 200, n_ev
         ('L1', 'generic', 'customers', 'customers.csv', 9, 'empty customer_id', '{}')""")
 
     # staging: typed copies of this load
-    con.execute("""create table staging.stg_generic__customers as
+    con.execute("""create table staging.stg_crm__customers as
         select customer_id, gender, birth_date::date as birth_date, occupation, income::double as income,
                province, city, created_at::timestamp as created_at, 'generic' as source_system
         from raw.customers where _load_id = 'L1'""")
-    con.execute("""create table staging.stg_generic__orders as
+    con.execute("""create table staging.stg_crm__orders as
         select order_id, customer_id, order_time::timestamp as ordered_at, order_time::date as order_date,
                amount::decimal(18, 2) as amount, currency, status as order_status,
                case when status = 'paid' then amount::decimal(18, 2) else 0 end as net_amount,
                status = 'refunded' and amount::decimal(18, 2) < 0 as is_return,
                'generic' as source_system, _load_id as load_id
         from raw.orders where _load_id = 'L1'""")
-    con.execute("""create table staging.stg_generic__events as
+    con.execute("""create table staging.stg_crm__events as
         select event_id, customer_id, event_time::timestamp as event_at, event_time::date as event_date,
                event_type, channel, 'generic' as source_system, _load_id as load_id
         from raw.events where _load_id = 'L1'""")
 
     # marts for as-of 2026-11-01: 10% vip, 10% new
-    con.execute("create table marts.dim_customers as select customer_id, gender, province from staging.stg_generic__customers")
+    con.execute("create table marts.dim_customers as select customer_id, gender, province from staging.stg_crm__customers")
     con.execute(f"""create table marts.customer_value_scores as
         select customer_id, 1 + i % 5 as r_score, 1 + (i * 3) % 5 as f_score, 1 + (i * 7) % 5 as m_score,
                round((i % 100) / 99.0, 4) as value_score
@@ -247,40 +247,40 @@ def test_raw_gate_fails_with_exact_counts_and_samples(good_db):
 
 def test_staging_gate_fails(good_db):
     mutate(good_db,
-           "update staging.stg_generic__orders set ordered_at = timestamp '2026-11-02 00:00:01' where order_id = 'O00002'",
-           "update staging.stg_generic__orders set ordered_at = timestamp '2026-11-05 12:00:00' where order_id = 'O00003'",
-           "update staging.stg_generic__orders set ordered_at = timestamp '2026-11-01 23:59:59' where order_id = 'O00012'",
-           "update staging.stg_generic__events set event_at = timestamp '2026-11-03 08:00:00' where event_id = 'E00001'",
-           "update staging.stg_generic__orders set amount = 20000000 where order_id = 'O00004'",
-           "update staging.stg_generic__orders set customer_id = 'NOPE' where order_id in ('O00005', 'O00006', 'O00007')",
-           "update staging.stg_generic__orders set order_status = 'refunded' where order_id >= 'O00080'")
+           "update staging.stg_crm__orders set ordered_at = timestamp '2026-11-02 00:00:01' where order_id = 'O00002'",
+           "update staging.stg_crm__orders set ordered_at = timestamp '2026-11-05 12:00:00' where order_id = 'O00003'",
+           "update staging.stg_crm__orders set ordered_at = timestamp '2026-11-01 23:59:59' where order_id = 'O00012'",
+           "update staging.stg_crm__events set event_at = timestamp '2026-11-03 08:00:00' where event_id = 'E00001'",
+           "update staging.stg_crm__orders set amount = 20000000 where order_id = 'O00004'",
+           "update staging.stg_crm__orders set customer_id = 'NOPE' where order_id in ('O00005', 'O00006', 'O00007')",
+           "update staging.stg_crm__orders set order_status = 'refunded' where order_id >= 'O00080'")
     with pytest.raises(GateFailed) as err:
         run_gate(good_db, "staging", {"as_of_date": AS_OF})
     lines = failure_lines(err.value)
     between = "expect_column_values_to_be_between"
     # files exported on 2026-11-01: a row dated up to a day later is allowed (time zones)
-    late_orders = line_for(lines, "staging.stg_generic__orders", between, "days_after_export")
+    late_orders = line_for(lines, "staging.stg_crm__orders", between, "days_after_export")
     assert "failing rows: 1 of 200" in late_orders
     assert "'2026-11-05 exported 2026-11-01'" in late_orders and "2026-11-02" not in late_orders
-    late_events = line_for(lines, "staging.stg_generic__events", between, "days_after_export")
+    late_events = line_for(lines, "staging.stg_crm__events", between, "days_after_export")
     assert "failing rows: 1 of 400" in late_events and "'2026-11-03 exported 2026-11-01'" in late_events
-    assert "observed max_amount=20,000,000" in line_for(lines, "staging.stg_generic__orders", between, "max_amount")
-    orphan = line_for(lines, "staging.stg_generic__orders", between, "orphan_order_share")
+    assert "observed max_amount=20,000,000" in line_for(lines, "staging.stg_crm__orders", between, "max_amount")
+    orphan = line_for(lines, "staging.stg_crm__orders", between, "orphan_order_share")
     assert "observed orphan_order_share=0.015" in orphan and "order_count=200" in orphan
     share = scalar(good_db, "select avg(case when order_status in ('refunded', 'cancelled') then 1.0 else 0 end) "
-                            "from staging.stg_generic__orders")
+                            "from staging.stg_crm__orders")
     assert share > 0.5
-    refund = line_for(lines, "staging.stg_generic__orders", between, "refund_cancel_share")
+    refund = line_for(lines, "staging.stg_crm__orders", between, "refund_cancel_share")
     assert f"observed refund_cancel_share={share:.6g}" in refund and "max_value=0.5" in refund
     assert len(lines) == 5
 
     # an empty customer table fails too (and makes every order an orphan)
-    mutate(good_db, "delete from staging.stg_generic__customers")
+    mutate(good_db, "delete from staging.stg_crm__customers")
     result = run_gate(good_db, "staging", {"as_of_date": AS_OF}, raise_on_failure=False)
     assert not result.success
     lines = [messages.format_check_line(c) for c in result.failures]
     assert "observed customer_count=0" in line_for(
-        [" " + ln for ln in lines], "staging.stg_generic__customers", between, "customer_count")
+        [" " + ln for ln in lines], "staging.stg_crm__customers", between, "customer_count")
 
 
 def test_marts_gate_fails(good_db):
@@ -425,8 +425,8 @@ def test_every_row_level_gate_check_is_equivalent_to_its_expanded_frame(tmp_path
            "update raw.orders set currency = 'usd', order_time = 'bad' where order_id between 'O00050' and 'O00055'",
            "update raw.events set event_type = 'tweet', customer_id = '' where event_id < 'E00020'",
            "update raw.customers set created_at = 'x', customer_id = null where customer_id < 'C0003'",
-           "update staging.stg_generic__orders set ordered_at = timestamp '2027-01-01' where order_id < 'O00004'",
-           "update staging.stg_generic__events set event_at = timestamp '2026-12-01' where event_id < 'E00009'",
+           "update staging.stg_crm__orders set ordered_at = timestamp '2027-01-01' where order_id < 'O00004'",
+           "update staging.stg_crm__events set event_at = timestamp '2026-12-01' where event_id < 'E00009'",
            "update marts.customer_tiers set tier = 'gold', tier_reason = null where customer_id < 'C0005'",
            "update marts.customer_status set status = 'x', days_since_last_interaction = -1 where customer_id < 'C0004'",
            "update marts.customer_value_scores set r_score = 0, m_score = 9 where customer_id < 'C0006'",

@@ -204,7 +204,7 @@ def test_retract_removes_a_load_and_staging_rebuilds_without_it(tmp_path, monkey
     write_csv(landing / "generic/orders/wrong.csv", ORDERS, ["O9,C1,2026-10-02 10:00:00,99999,CNY,paid"])
     report = ingest_landing(db, landing, NO_WAIT)
     run_dbt(stage_args("staging"), "2026-11-01")
-    staged = "select order_id from staging.stg_generic__orders order by 1"
+    staged = "select order_id from staging.stg_crm__orders order by 1"
     assert rows(db, staged) == [("O1",), ("O9",)]
     wrong = next(f.load_id for f in report.files if f.file_name == "wrong.csv")
 

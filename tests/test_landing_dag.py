@@ -69,7 +69,7 @@ def runs(tmp_path_factory):
         retracted = main(["retract", late, "--reason", "dates from the future"])
         (landing / "generic/customers/export_again.csv").write_bytes(written["customers"].read_bytes())
         second = run_dag("2026-11-02", landing, quiet=True)
-        staged_after_second = warehouse_rows(home, "select order_id from staging.stg_generic__orders "
+        staged_after_second = warehouse_rows(home, "select order_id from staging.stg_crm__orders "
                                                    "where order_id in ('L3', 'G1', 'M1', 'M2') order by 1")
         published_after_second = published_as_of(home) if second == 0 else None
         # misplaced files: an unknown source folder and a typo entity folder

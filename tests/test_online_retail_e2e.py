@@ -192,7 +192,7 @@ def test_every_line_reconciled_and_customers_derived(retail_run):
 def test_lines_are_one_order_and_amounts_exact(retail_run):
     assert retail_run["code"] == 0
     staged = query(retail_run["warehouse"], """select order_id, amount::varchar as amount, ordered_at, line_count, is_return
-                                               from staging.stg_generic__orders order by order_id""").set_index("order_id")
+                                               from staging.stg_crm__orders order by order_id""").set_index("order_id")
     assert staged.loc["536365", "amount"] == "35.6400" and staged.loc["536365", "line_count"] == 2
     assert str(staged.loc["536367", "ordered_at"]) == "2010-12-01 08:34:00"  # the earliest line
     assert staged.loc["536380", "amount"] == "1.0050"  # 3 x 0.335 exactly, not 1.01

@@ -40,9 +40,9 @@ def _warehouse(path: Path, alerts=ALERTS, as_of: str = AS_OF) -> Path:
     try:
         con.execute("create schema if not exists history")
         con.execute("create schema if not exists staging")
-        con.execute("""create or replace table staging.stg_generic__customers (
+        con.execute("""create or replace table staging.stg_crm__customers (
                            customer_id varchar, customer_name varchar, email varchar, phone varchar)""")
-        con.executemany("insert into staging.stg_generic__customers values (?, ?, ?, ?)", CUSTOMERS)
+        con.executemany("insert into staging.stg_crm__customers values (?, ?, ?, ?)", CUSTOMERS)
         con.execute("""create table if not exists history.customer_alerts (
                            alert_id varchar, customer_id varchar, rule_id varchar, as_of_date date,
                            previous_as_of_date date, dimension varchar, from_value varchar, to_value varchar,

@@ -16,9 +16,9 @@ def test_pii_is_only_in_staging_and_the_outbox(report_run):
     assert (home / "outbox" / report_run.as_of / "_manifest.json").exists()
     con = duckdb.connect(str(home / "warehouse" / "crm.duckdb"), read_only=True)
     try:
-        pii = con.execute("""select customer_name as v from staging.stg_generic__customers where customer_name is not null
-                             union select email from staging.stg_generic__customers where email is not null
-                             union select phone from staging.stg_generic__customers where phone is not null""").fetchall()
+        pii = con.execute("""select customer_name as v from staging.stg_crm__customers where customer_name is not null
+                             union select email from staging.stg_crm__customers where email is not null
+                             union select phone from staging.stg_crm__customers where phone is not null""").fetchall()
         pii_values = {r[0] for r in pii}
         assert len(pii_values) > 100
         tables = con.execute("""select table_schema, table_name from information_schema.tables

@@ -73,8 +73,8 @@ def _reference_summary(warehouse: Path) -> pd.DataFrame:
     """Per buyer: purchase days, BG/NBD x, t_x, T (days) and mean repeat-day value, from staging."""
     orders, customers, fx = _read(
         warehouse,
-        "select customer_id, ordered_at, order_date, amount, currency, order_status from staging.stg_generic__orders",
-        "select customer_id, created_at from staging.stg_generic__customers",
+        "select customer_id, ordered_at, order_date, amount, currency, order_status from staging.stg_crm__orders",
+        "select customer_id, created_at from staging.stg_crm__customers",
         "select currency, rate_to_base from config.fx_rates",
     )
     known = set(customers.loc[customers["created_at"] < END, "customer_id"])
@@ -192,8 +192,8 @@ def test_cohort_repeat_rates_match_pandas(generated):
 def test_visit_to_purchase_conversion_matches_pandas(generated):
     events, orders, conversion = _read(
         generated["warehouse"],
-        "select customer_id, event_date, event_type from staging.stg_generic__events",
-        "select customer_id, order_date, is_paid from staging.stg_generic__orders",
+        "select customer_id, event_date, event_type from staging.stg_crm__events",
+        "select customer_id, order_date, is_paid from staging.stg_crm__orders",
         "select * from marts.customer_conversion",
     )
     for window in (30, 365):

@@ -132,9 +132,9 @@ def test_unknown_customers_are_reported_with_a_case_hint(values_run):
     assert unknown["differ_only_by_case"] >= 1
     # the counts are the true counts of staging rows without a customer
     orphans = _query(values_run["warehouse"], """
-        select count(*) from (select customer_id from staging.stg_generic__orders
-                              union all select customer_id from staging.stg_generic__events)
-        where customer_id not in (select customer_id from staging.stg_generic__customers)""")[0][0]
+        select count(*) from (select customer_id from staging.stg_crm__orders
+                              union all select customer_id from staging.stg_crm__events)
+        where customer_id not in (select customer_id from staging.stg_crm__customers)""")[0][0]
     assert unknown["rows"] == orphans == sum(f["rows"] for f in unknown["by_file"])
     # on the console (progress lines) and in the quarantine report
     assert "unknown customer id(s)" in values_run["log"] and "id_normalize" in values_run["log"]
@@ -143,7 +143,7 @@ def test_unknown_customers_are_reported_with_a_case_hint(values_run):
 
 def test_ids_are_trimmed_by_default_and_matched_by_case_when_the_mapping_says_so(values_run):
     orders = dict(_query(values_run["warehouse"], """
-        select order_id, customer_id from staging.stg_generic__orders where order_id like 'VM%' or order_id like 'VO%'"""))
+        select order_id, customer_id from staging.stg_crm__orders where order_id like 'VM%' or order_id like 'VO%'"""))
     assert orders["VO2"] == "VC2"        # " VC2 " trimmed (default)
     assert orders["VO3"] == "vc1"        # default trim keeps case: unknown, reported above
     assert orders["VM1"] == "VC3"        # mycrm: id_normalize trim_upper
@@ -156,7 +156,7 @@ def test_ids_are_trimmed_by_default_and_matched_by_case_when_the_mapping_says_so
 
 def test_time_zones_are_converted_to_utc(values_run):
     events = {r[0]: (str(r[1]), str(r[2])) for r in _query(values_run["warehouse"], """
-        select event_id, event_at, event_date from staging.stg_generic__events where event_id like 'VT%'""")}
+        select event_id, event_at, event_date from staging.stg_crm__events where event_id like 'VT%'""")}
     assert events == {
         "VT1": ("2011-03-15 04:30:00", "2011-03-15"),   # -05:00
         "VT2": ("2011-03-15 16:30:00", "2011-03-15"),   # +08:00 after midnight: the previous day in UTC
@@ -167,7 +167,7 @@ def test_time_zones_are_converted_to_utc(values_run):
     quarantined = _query(values_run["warehouse"], "select reason, detail from raw.quarantine where _file_name = 'tz.csv'")
     assert quarantined == [("unparseable_timestamp", "event_time=2011-03-15 10:00:00 Mars/Phobos")]  # code, detail
     orders = {r[0]: str(r[1]) for r in _query(values_run["warehouse"], """
-        select order_id, ordered_at from staging.stg_generic__orders where order_id in ('VM2', 'VM3', 'VM4')""")}
+        select order_id, ordered_at from staging.stg_crm__orders where order_id in ('VM2', 'VM3', 'VM4')""")}
     assert orders == {"VM2": "2011-03-15 23:00:00",     # vendor path (crmtier.parsing): +08:00
                       "VM3": "2011-03-16 01:00:00",     # America/Chicago, summer time from 2011-03-13
                       "VM4": "2011-03-15 22:00:00"}     # naive: the mycrm mapping's America/New_York
@@ -191,10 +191,10 @@ def test_a_business_time_zone_moves_the_as_of_day(values_run, tmp_path):
 
     copy = tmp_path / "crm.duckdb"
     copy.write_bytes(values_run["warehouse"].read_bytes())
-    run_dbt(["run", "--select", "stg_generic__events", "int_customer_events_aggregated", "--full-refresh"], AS_OF,
+    run_dbt(["run", "--select", "stg_crm__events", "int_customer_events_aggregated", "--full-refresh"], AS_OF,
             warehouse=copy, extra_vars={"business_timezone": "America/Bogota"})
     dates = {r[0]: str(r[1]) for r in _query(copy, """
-        select event_id, event_date from staging.stg_generic__events where event_id in ('VT1', 'VT2', 'VT4')""")}
+        select event_id, event_date from staging.stg_crm__events where event_id in ('VT1', 'VT2', 'VT4')""")}
     assert dates == {"VT1": "2011-03-14", "VT2": "2011-03-15", "VT4": "2011-03-15"}  # 23:30, 11:30, 23:30 local
     last = _query(copy, """select events_total, last_event_date from intermediate.int_customer_events_aggregated
                            where customer_id = 'VC4'""")
@@ -206,7 +206,7 @@ def test_events_without_ids_delivered_twice_count_once(values_run):
         select file_name, rows_loaded from raw.load_log where file_name like 'noid%' order by 1""")
     assert loads == [("noid.csv", 3), ("noid_again.csv", 3)]  # both files were read in full ...
     keys = _query(values_run["warehouse"], """
-        select event_id, channel from staging.stg_generic__events where customer_id = 'VC2' order by 1""")
+        select event_id, channel from staging.stg_crm__events where customer_id = 'VC2' order by 1""")
     assert len(keys) == 3 and all(k.startswith("nk-") for k, _ in keys)  # ... and each event is there once
     events = _query(values_run["publish"], "select events_total from fct_customer_behaviour where customer_id = 'VC2'")
     assert events == [(3,)]
@@ -220,7 +220,7 @@ def test_unreadable_optional_fields_are_field_level_warnings(values_run):
     assert ours[("VC3", "gender")] == ("unknown_gender", "X")
     # the customers loaded, with the field null, and the count is the count of such values
     staged = _query(values_run["warehouse"], """
-        select birth_date, income, gender from staging.stg_generic__customers where customer_id in ('VC1', 'VC3')
+        select birth_date, income, gender from staging.stg_crm__customers where customer_id in ('VC1', 'VC3')
         order by customer_id""")
     assert staged[0][:2] == (None, None) and staged[1][2] is None
     raw_bad = _query(values_run["warehouse"], """

@@ -5,7 +5,7 @@
 writes ``<out_dir>/<as_of_date>/<action>.csv`` and ``<action>.json`` with the rows of
 ``history.customer_alerts`` for that date plus the contact fields the channel needs (email for
 email, phone for sms and phone calls, the name for every action), read from
-``staging.stg_generic__customers``. Contacts (PII) exist only in staging and here: the warehouse's
+``staging.stg_crm__customers``. Contacts (PII) exist only in staging and here: the warehouse's
 history and marts carry customer ids and a ``has_contact`` flag, never a contact.
 
 * CSV for people (Excel): a text cell starting with ``= + - @``, a tab or a carriage return gets a
@@ -43,7 +43,7 @@ from crmtier.faults import fault_point
 
 log = logging.getLogger(__name__)
 
-# Contact fields per channel (from staging.stg_generic__customers); the name goes with every action.
+# Contact fields per channel (from staging.stg_crm__customers); the name goes with every action.
 CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("customer_name", "email"),
     "sms": ("customer_name", "phone"),
@@ -93,7 +93,7 @@ def read_alerts(warehouse: str | Path, as_of_date: str, with_deliveries: bool = 
             f"""select {', '.join('alerts.' + c for c in ALERT_FIELDS)},
                        {', '.join('customers.' + c for c in contact_columns)}
                 from history.customer_alerts as alerts
-                left join staging.stg_generic__customers as customers
+                left join staging.stg_crm__customers as customers
                     on alerts.customer_id = customers.customer_id
                 where alerts.as_of_date = cast(? as date)
                     {control_filter}

@@ -106,12 +106,12 @@ def unknown_customers(warehouse: str | Path) -> dict:
     try:
         con.execute("""
             create temp table _unknown as
-            with customers as (select customer_id from staging.stg_generic__customers),
+            with customers as (select customer_id from staging.stg_crm__customers),
             rows as (
                 select 'orders' as entity, load_id, order_id as row_id, customer_id
-                from staging.stg_generic__orders
+                from staging.stg_crm__orders
                 union all
-                select 'events', load_id, event_id, customer_id from staging.stg_generic__events
+                select 'events', load_id, event_id, customer_id from staging.stg_crm__events
             )
             select rows.entity, rows.load_id, rows.row_id, rows.customer_id,
                    coalesce(log.source || '/' || log.entity || '/' || log.file_name, rows.load_id) as file
@@ -129,12 +129,12 @@ def unknown_customers(warehouse: str | Path) -> dict:
             select sampled.entity, sampled.file, sampled.row_id, sampled.customer_id,
                    min(customers.customer_id) as same_but_case
             from sampled
-            left join staging.stg_generic__customers as customers
+            left join staging.stg_crm__customers as customers
                 on lower(sampled.customer_id) = lower(customers.customer_id)
             group by all
             order by all""").fetchall()
         case_only = con.execute("""
-            select count(*) from _unknown semi join staging.stg_generic__customers as customers
+            select count(*) from _unknown semi join staging.stg_crm__customers as customers
                 on lower(_unknown.customer_id) = lower(customers.customer_id)""").fetchone()[0]
     finally:
         con.close()
@@ -166,7 +166,7 @@ def unknown_customers_lines(section: dict) -> list[str]:
 
 
 def field_warnings(warehouse: str | Path, load_ids: list[str]) -> dict:
-    """Optional fields of this run's loads that could not be read (staging.stg_generic__field_warnings):
+    """Optional fields of this run's loads that could not be read (staging.stg_crm__field_warnings):
     counts per field and warning, and samples with the value."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -174,7 +174,7 @@ def field_warnings(warehouse: str | Path, load_ids: list[str]) -> dict:
         if load_ids:
             con.executemany("insert into _loads values (?)", [[i] for i in load_ids])
         con.execute("""create temp table _warnings as
-                       select * from staging.stg_generic__field_warnings as w semi join _loads using (load_id)""")
+                       select * from staging.stg_crm__field_warnings as w semi join _loads using (load_id)""")
         by_field = con.execute("""
             select field_name, warning, source_system, file_name, count(*) from _warnings
             group by all order by field_name, file_name""").fetchall()
@@ -221,7 +221,7 @@ def thin_data(warehouse: str | Path, as_of_date: str) -> dict:
             select count(*), count(value_score), count(*) filter (where value_score is null and tier <> 'new'
                                                                    and tier_reason like '%attribute rule%')
             from marts.customer_tiers where as_of_date = ?""", [as_of_date]).fetchone()
-        orders = con.execute("select count(*) from staging.stg_generic__orders").fetchone()[0]
+        orders = con.execute("select count(*) from staging.stg_crm__orders").fetchone()[0]
         fits = con.execute("""select model, model_status, message from marts.clv_model_fits
                               where as_of_date = ? order by model""", [as_of_date]).fetchall()
     finally:
@@ -294,7 +294,7 @@ def render_warnings_markdown(warnings: dict) -> str:
         lines += _table_section(
             "Field-level warnings (optional fields that could not be read)",
             f"{fields['rows']:,} value(s) in this run's files; the rows loaded with the field null "
-            "(all of them: `staging.stg_generic__field_warnings`).",
+            "(all of them: `staging.stg_crm__field_warnings`).",
             ("| field | warning | source | file | rows |", "|---|---|---|---|---:|"),
             [f"| {f['field']} | {f['warning']} | {f['source']} | {_cell(f['file'])} | {f['rows']:,} |"
              for f in fields["by_field"]] or ["| (none) | | | | 0 |"],

@@ -15,7 +15,7 @@
 {#- The reading settings of the load that delivered each row of `raw_alias`: a left join on
     raw.load_settings (loads from before the table existed read as UTC, trim). -#}
 {% macro join_load_settings(raw_alias) -%}
-    left join {{ source('generic', 'load_settings') }} as load_settings
+    left join {{ source('crm', 'load_settings') }} as load_settings
         on {{ raw_alias }}._load_id = load_settings.load_id
 {%- endmacro %}
 
@@ -61,7 +61,7 @@
 {%- endmacro %}
 
 {#- Optional typed customer fields: staging reads them with these; a value present but unreadable
-    becomes null in staging and a row of stg_generic__field_warnings (reported per run). -#}
+    becomes null in staging and a row of stg_crm__field_warnings (reported per run). -#}
 {% macro read_date(expr) -%}
     try_cast(nullif(trim({{ expr }}), '') as date)
 {%- endmacro %}

@@ -39,7 +39,7 @@ history as (
 customers as (
 
     -- only whether a contact exists leaves staging: the contact itself goes to the outbox only
-    select * from {{ ref('stg_generic__customers') }}
+    select * from {{ ref('stg_crm__customers') }}
 
 ),
 

@@ -3,7 +3,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_generic__events') }}
+    select * from {{ ref('stg_crm__events') }}
 
 ),
 

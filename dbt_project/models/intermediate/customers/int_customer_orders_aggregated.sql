@@ -3,7 +3,7 @@ with
 
 orders as (
 
-    select * from {{ ref('stg_generic__orders') }}
+    select * from {{ ref('stg_crm__orders') }}
 
 ),
 

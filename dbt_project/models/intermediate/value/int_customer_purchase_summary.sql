@@ -2,13 +2,13 @@ with
 
 customers as (
 
-    select * from {{ ref('stg_generic__customers') }}
+    select * from {{ ref('stg_crm__customers') }}
 
 ),
 
 orders as (
 
-    select * from {{ ref('stg_generic__orders') }}
+    select * from {{ ref('stg_crm__orders') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 customers as (
 
-    select * from {{ ref('stg_generic__customers') }}
+    select * from {{ ref('stg_crm__customers') }}
 
 ),
 

@@ -10,7 +10,7 @@ source as (
             {{ normalize_customer_id('raw_orders.customer_id', 'load_settings.id_normalize') }} as customer_id
         ),
         load_settings.timezone as source_timezone
-    from {{ source('generic', 'orders') }} as raw_orders
+    from {{ source('crm', 'orders') }} as raw_orders
     {{ join_load_settings('raw_orders') }}
 
 ),

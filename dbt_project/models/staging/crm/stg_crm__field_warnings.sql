@@ -5,13 +5,13 @@ with
 
 source as (
 
-    select * from {{ source('generic', 'customers') }}
+    select * from {{ source('crm', 'customers') }}
 
 ),
 
 typed_fields as (
 
-    -- generic files: values staging reads with the same macros as stg_generic__customers
+    -- generic files: values staging reads with the same macros as stg_crm__customers
     select _load_id, _source, _file_name, _row_number, customer_id, 'birth_date' as field_name,
            birth_date as raw_value, 'unreadable_date' as warning
     from source

@@ -18,7 +18,7 @@ source as (
                 utc_timestamp('raw_events.event_time', 'load_settings.timezone'),
                 'raw_events.event_type', 'raw_events.channel') }}
         ) as event_key
-    from {{ source('generic', 'events') }} as raw_events
+    from {{ source('crm', 'events') }} as raw_events
     {{ join_load_settings('raw_events') }}
 
 ),

@@ -10,7 +10,7 @@ source as (
             {{ normalize_customer_id('raw_customers.customer_id', 'load_settings.id_normalize') }} as customer_id
         ),
         load_settings.timezone as source_timezone
-    from {{ source('generic', 'customers') }} as raw_customers
+    from {{ source('crm', 'customers') }} as raw_customers
     {{ join_load_settings('raw_customers') }}
 
 ),
