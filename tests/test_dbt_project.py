@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
 from crmtier.dbt_runner import DbtFailed, run_dbt
-from crmtier.samples.generate import generate
 from crmtier.ingest.landing import ingest_landing
+from crmtier.paths import DBT_PROJECT_DIR
+from crmtier.samples.generate import generate
 from crmtier.pipeline import stage_args
 
 pytestmark = pytest.mark.integration
@@ -29,6 +32,12 @@ def warehouse(tmp_path_factory):
         yield db
 
 
+@pytest.fixture(scope="module")
+def built_warehouse(warehouse):
+    """The full build (models, data tests, unit tests) of the module's warehouse, once: (db, dbt output)."""
+    return warehouse, run_dbt(["build"], "2026-11-01")
+
+
 def marts(db) -> dict[str, pd.DataFrame]:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -37,15 +46,15 @@ def marts(db) -> dict[str, pd.DataFrame]:
         con.close()
 
 
-def test_full_build_including_unit_tests_passes(warehouse):
-    output = run_dbt(["build"], "2026-11-01")
+def test_full_build_including_unit_tests_passes(built_warehouse):
+    _, output = built_warehouse
     done = re.search(r"Done\. PASS=(\d+) WARN=(\d+) ERROR=(\d+) SKIP=(\d+)", output)
     assert done and done.group(3) == "0" and done.group(4) == "0"
     unit_tests = re.search(r"(\d+) unit tests", output)
     assert unit_tests and int(unit_tests.group(1)) >= 5
 
 
-def test_a_past_as_of_date_rebuilds_to_the_same_answer(warehouse):
+def test_a_past_as_of_date_rebuilds_to_the_same_answer(warehouse, built_warehouse):
     run_dbt(["build", "--exclude-resource-type", "unit_test"], "2026-06-30")
     first = marts(warehouse)
     run_dbt(["build", "--exclude-resource-type", "unit_test"], "2026-11-01")
@@ -108,3 +117,103 @@ def test_incremental_staging_equals_full_refresh(tmp_path, monkeypatch):
         "O1": "paid", "O2": "cancelled", "O3": "paid"}
     run_dbt([*staging, "--full-refresh"], "2026-11-01")
     pd.testing.assert_frame_equal(incremental, orders())
+
+
+# --- project structure: what an analyst reads (models documented, contracts, selectors, sizes) ---
+
+MODELS_DIR = DBT_PROJECT_DIR / "models"
+MAX_MODEL_LINES = 120
+# Longer on purpose, with why. customer_tiers: seven inputs (import CTEs), the rfm/clv value choice and an
+# 18-column contract; its rule is the `placed` and `matched_rule` CTEs, its reason is macro tier_reason.
+LONGER_MODELS = {"customer_tiers": 150}
+
+
+def _model_files() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(MODELS_DIR.rglob("*")) if path.suffix in (".sql", ".py")}
+
+
+def _yml_entries(kind: str) -> dict[str, tuple[Path, dict]]:
+    """Entries of `kind` (models, macros, exposures, ...) of every yml file in the project, by name."""
+    entries = {}
+    for path in sorted(DBT_PROJECT_DIR.rglob("*.yml")):
+        if "target" in path.parts or path.name in ("dbt_project.yml", "profiles.yml", "selectors.yml"):
+            continue
+        for entry in (yaml.safe_load(path.read_text()) or {}).get(kind) or []:
+            entries[entry["name"]] = (path, entry)
+    return entries
+
+
+def test_every_model_is_documented_in_its_folders_yml():
+    models = _yml_entries("models")
+    for name, path in _model_files().items():
+        assert name in models, f"{path.relative_to(DBT_PROJECT_DIR)} has no entry in a yml file"
+        yml_path, entry = models[name]
+        assert yml_path.parent == path.parent, f"{name} is documented in {yml_path}, not in its own folder"
+        assert entry.get("description"), f"{name} has no description"
+        assert entry.get("columns"), f"{name} documents no column"
+        undocumented = [c["name"] for c in entry["columns"] if not c.get("description")]
+        assert not undocumented, f"{name}: columns without a description: {undocumented}"
+
+
+def test_every_built_column_is_documented(built_warehouse):
+    models = _yml_entries("models")
+    con = duckdb.connect(str(built_warehouse[0]), read_only=True)
+    try:
+        columns = con.execute("select table_name, list(column_name) from information_schema.columns "
+                              "where table_schema in ('staging', 'intermediate', 'marts', 'history') "
+                              "group by 1").fetchall()
+    finally:
+        con.close()
+    built = {table: names for table, names in columns if table in _model_files()}
+    assert set(built) == set(_model_files()), "every model builds a table"
+    for table, names in built.items():
+        documented = {c["name"] for c in models[table][1]["columns"]}
+        assert set(names) == documented, (
+            f"{table}: built but undocumented {sorted(set(names) - documented)}, "
+            f"documented but not built {sorted(documented - set(names))}")
+
+
+def test_published_marts_have_enforced_contracts():
+    from crmtier.delivery.publish import PUBLISHED_TABLES
+
+    models = _yml_entries("models")
+    for name in PUBLISHED_TABLES:
+        entry = models[name][1]
+        assert entry.get("config", {}).get("contract", {}).get("enforced") is True, f"{name}: no enforced contract"
+        untyped = [c["name"] for c in entry["columns"] if not c.get("data_type")]
+        assert not untyped, f"{name}: columns without data_type: {untyped}"
+
+
+def test_the_bi_exposure_lists_every_published_model():
+    exposure = _yml_entries("exposures")["bi_snapshot"][1]
+    refs = {re.fullmatch(r"ref\('(\w+)'\)", dep).group(1) for dep in exposure["depends_on"]}
+    published = {name for name, path in _model_files().items()
+                 if path.relative_to(MODELS_DIR).parts[0] in ("marts", "history")}
+    assert refs == published
+
+
+def test_pipeline_selectors_exist_in_selectors_yml():
+    selectors = {s["name"] for s in yaml.safe_load((DBT_PROJECT_DIR / "selectors.yml").read_text())["selectors"]}
+    for stage in ("staging", "marts"):
+        args = stage_args(stage)
+        assert "--select" not in args and "--selector" in args, f"stage {stage}: {args}"
+        assert args[args.index("--selector") + 1] in selectors
+
+
+def test_no_model_is_longer_than_its_rule_needs():
+    long = {name: n for name, path in _model_files().items()
+            if (n := len(path.read_text().splitlines())) > LONGER_MODELS.get(name, MAX_MODEL_LINES)}
+    assert not long, f"models over {MAX_MODEL_LINES} lines (move reason-building into macros/): {long}"
+
+
+def test_every_macro_and_its_arguments_are_documented():
+    documented = _yml_entries("macros")
+    for path in sorted((DBT_PROJECT_DIR / "macros").glob("*.sql")):
+        for kind, name, args in re.findall(r"{%-?\s*(macro|test)\s+(\w+)\(([^)]*)\)", path.read_text()):
+            key = f"test_{name}" if kind == "test" else name
+            assert key in documented, f"macro {key} ({path.name}) is not documented in macros/_macros.yml"
+            entry = documented[key][1]
+            assert entry.get("description"), f"macro {key} has no description"
+            names = [a.split("=")[0].strip() for a in args.split(",") if a.strip()]
+            described = {a["name"]: a.get("description") for a in entry.get("arguments") or []}
+            assert all(described.get(a) for a in names), f"macro {key}: arguments {names}, documented {described}"

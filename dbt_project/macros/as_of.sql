@@ -52,3 +52,9 @@
 {% macro quantile_score(expr, n=5, higher_is_better=true) -%}
     least({{ n }}, 1 + floor({{ n }} * {{ midrank_percentile(expr, higher_is_better) }}))::integer
 {%- endmacro %}
+
+{#- Score 1..n of a customer under rfm_scoring = threshold: the highest score of seed rfm_thresholds whose
+    cut `condition` (an SQL boolean over the customer and `thresholds`) meets; 1 is the floor. -#}
+{% macro threshold_score(condition) -%}
+    coalesce(max(thresholds.score) filter (where {{ condition }}), 1)::integer
+{%- endmacro %}

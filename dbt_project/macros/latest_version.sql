@@ -1,10 +1,13 @@
-{#- Keep the latest version of each key among the rows of `relation` (a CTE name): the latest
-    export (file modified time), then the latest load, then the last row of the file.
-    Almost every key occurs once, so only keys that repeat are ranked: a window over all rows
-    would sort tens of millions of rows to keep nearly all of them. Repeats are found on 64-bit
-    hashes (cheaper to group than the key strings); rows whose hash repeats are ranked by the key
-    itself, so a hash collision only costs a little ranking, never a wrong answer. -#}
-{% macro latest_version(relation, key) -%}
+{#- Keep the latest version of each key among the rows of `relation` (a CTE name): the latest export
+    (file modified time), then the latest load, then (whole_load = false) the last row of the file.
+    whole_load = true keeps every row of the key's latest load instead: the rows of one load that share
+    a key are the lines of one order, so a redelivered invoice replaces all its lines at once, never
+    line by line (generic files cannot repeat a key within one load: ingest quarantines it).
+    Almost every key occurs once, so only keys that repeat are ranked: a window over all rows would
+    sort tens of millions of rows to keep nearly all of them. Repeats are found on 64-bit hashes
+    (cheaper to group than the key strings); rows whose hash repeats are ranked by the key itself, so a
+    hash collision only costs a little ranking, never a wrong answer. -#}
+{% macro latest_version(relation, key, whole_load=false) -%}
     with repeated_hashes as materialized (
         select hash({{ key }}) as key_hash from {{ relation }} group by 1 having count(*) > 1
     )
@@ -13,8 +16,29 @@
     union all
     select {{ relation }}.* from {{ relation }}
     semi join repeated_hashes on hash({{ relation }}.{{ key }}) = repeated_hashes.key_hash
+    {%- if whole_load %}
+    qualify rank() over (partition by {{ key }} order by _exported_at desc, _load_seq desc) = 1
+    {%- else %}
     qualify row_number() over (
         partition by {{ key }}
         order by _exported_at desc, _load_seq desc, _row_number desc
     ) = 1
+    {%- endif %}
+{%- endmacro %}
+
+{#- The rows of `relation` a staging model ranks: on an incremental run every version of the keys touched
+    by loads the table has not seen yet (a load_seq above the table's), ranked again exactly as a full
+    refresh ranks them; on a full build every row. -#}
+{% macro rows_of_changed_keys(relation, key) -%}
+    {%- if is_incremental() -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    semi join (
+        select distinct {{ key }}
+        from {{ relation }}
+        where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
+    ) as changed_keys on {{ relation }}.{{ key }} = changed_keys.{{ key }}
+    {%- else -%}
+    select * from {{ relation }}
+    {%- endif -%}
 {%- endmacro %}

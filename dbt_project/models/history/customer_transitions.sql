@@ -1,18 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['customer_id', 'effective_date'],
-        pre_hook="{{ delete_history_dates('effective_date', include_next_date=true) }}",
-    )
-}}
-{#- Status, tier and at-risk changes per customer: each as-of date compared with the latest earlier
-    as-of date of that customer in customer_history (normally the day before).
-    A run recomputes two effective dates (the pre-hook deletes the same two):
-      - its own as-of date, against the latest earlier date;
-      - the next as-of date already in history, if any: it was compared against the date this run
-        replaces (re-running an older date, or filling a gap, refreshes the day after it).
-    The first build, or --full-refresh, recomputes every date of history. -#}
+{#- Changes against the customer's latest earlier date (config, dates a run recomputes: see the yml) -#}
 with
 
 history as (
@@ -31,14 +17,6 @@ target_dates as (
             select min(later.as_of_date) from history as later where later.as_of_date > {{ as_of_date() }}
         )
     {%- endif %}
-
-),
-
-current_rows as (
-
-    select history.*
-    from history
-    inner join target_dates on history.as_of_date = target_dates.effective_date
 
 ),
 
@@ -65,7 +43,8 @@ paired as (
         previous_rows.config_version as from_config_version,
         current_rows.config_version
 
-    from current_rows
+    from history as current_rows
+    inner join target_dates on current_rows.as_of_date = target_dates.effective_date
     asof inner join history as previous_rows
         on current_rows.customer_id = previous_rows.customer_id
         and current_rows.as_of_date > previous_rows.as_of_date
@@ -85,14 +64,6 @@ compared as (
 
 ),
 
-changed as (
-
-    select *
-    from compared
-    where is_status_changed or is_tier_changed or is_at_risk_changed
-
-),
-
 explained as (
 
     select
@@ -109,24 +80,10 @@ explained as (
             when to_tier_rank < from_tier_rank then 'up'
             else 'down'
         end as tier_direction,
-        concat_ws('; ',
-            case when is_status_changed
-                then 'status ' || from_status || ' → ' || to_status || ': ' || coalesce(status_reason, '?')
-            end,
-            case when is_tier_changed
-                then 'tier ' || from_tier || ' → ' || to_tier || ': ' || coalesce(tier_reason, '?')
-            end,
-            case when is_at_risk_changed
-                then case when to_is_at_risk then 'at risk: ' else 'no longer at risk: ' end
-                    || coalesce(at_risk_reason, '?')
-            end,
-            case when is_config_changed
-                then 'config changed ' || coalesce(from_config_version, '?') || ' → ' || config_version
-                    || ' (the change may come from the configuration, not from behaviour)'
-            end
-        ) as reason
+        {{ transition_reason() }} as reason
 
-    from changed
+    from compared
+    where is_status_changed or is_tier_changed or is_at_risk_changed
 
 ),
 

@@ -1,8 +1,9 @@
 with
 
-customers as (
+purchase_days as (
 
-    select * from {{ ref('stg_crm__customers') }}
+    -- one row per buyer and purchase day: the BG/NBD purchase (several orders on one day are one)
+    select * from {{ ref('int_customer_purchase_days') }}
 
 ),
 
@@ -18,57 +19,19 @@ fx_rates as (
 
 ),
 
-customers_as_of as (
-
-    -- the population of dim_customers: a customer exists from its creation day on
-    select customer_id
-    from customers
-    where created_at < {{ as_of_end() }}
-
-),
-
-paid_orders as (
-
-    -- purchases known on the as-of day; refunded and cancelled orders are not purchases
-    select
-        orders.customer_id,
-        orders.order_date,
-        orders.net_amount * fx_rates.rate_to_base as net_amount_base
-
-    from orders
-    inner join customers_as_of on orders.customer_id = customers_as_of.customer_id
-    left join fx_rates on orders.currency = fx_rates.currency
-    where orders.ordered_at < {{ as_of_end() }}
-        and orders.is_paid
-
-),
-
 returns as (
 
     -- credit notes known on the as-of day: they reduce net spend, and are not purchases
+    -- (only buyers' returns reach a row: the population is that of purchase_days)
     select
         orders.customer_id,
         -sum(orders.net_amount * fx_rates.rate_to_base) as returned_value
 
     from orders
-    inner join customers_as_of on orders.customer_id = customers_as_of.customer_id
     left join fx_rates on orders.currency = fx_rates.currency
     where orders.ordered_at < {{ as_of_end() }}
         and orders.is_return
     group by orders.customer_id
-
-),
-
-purchase_days as (
-
-    -- BG/NBD counts purchase days: several orders on one day are one purchase
-    select
-        customer_id,
-        order_date as purchase_date,
-        sum(net_amount_base) as purchase_value
-
-    from paid_orders
-    group by customer_id, order_date
 
 ),
 

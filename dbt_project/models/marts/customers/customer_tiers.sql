@@ -1,8 +1,8 @@
-{%- set value_source = var('tier_value_source') -%}
-{%- if value_source not in ('rfm', 'clv') -%}
-{{ exceptions.raise_compiler_error("var tier_value_source must be 'rfm' or 'clv', got " ~ value_source) }}
-{%- endif -%}
-{%- set currency_symbol = {'CNY': '¥', 'USD': '$', 'EUR': '€', 'HKD': 'HK$'}.get(var('base_currency'), var('base_currency') ~ ' ') -%}
+{%- set value_source = var_one_of('tier_value_source', ['rfm', 'clv']) -%}
+{%- set tier_method = var_one_of('tier_method', ['percentile', 'threshold']) -%}
+{#- threshold: absolute cuts of the value score; percentile: cuts of its percentile (seed tier_rules) -#}
+{%- set metric_column = 'value_score' if tier_method == 'threshold' else 'value_percentile' -%}
+{%- set cut_column = 'min_value_score' if tier_method == 'threshold' else 'min_percentile' -%}
 with
 
 customers as (
@@ -29,6 +29,18 @@ tier_rules as (
 
 ),
 
+status_labels as (
+
+    select * from {{ ref('status_strategies') }}
+
+),
+
+currency_symbols as (
+
+    select * from {{ ref('currency_symbols') }}
+
+),
+
 attribute_tiers as (
 
     -- customers matching an attribute rule (seed tier_attribute_rules): used where purchases are absent
@@ -43,17 +55,9 @@ clv as (
     select * from {{ ref('customer_clv') }}
 
 ),
-
-clv_model as (
-
-    -- CLV is the value score only when both models fitted; otherwise tiers keep their rfm meaning
-    select coalesce(bool_and(model_status = 'fitted'), false) as is_clv_fitted
-    from clv
-
-),
 {%- endif %}
 
-value_basis as (
+scored_customers as (
 
     select
         customers.customer_id,
@@ -66,42 +70,14 @@ value_basis as (
         behaviour.has_returns_exceeding_purchases,
         behaviour.purchased_amount,
         behaviour.returned_amount,
-        {%- if value_source == 'clv' %}
-        clv.clv,
-        case when clv_model.is_clv_fitted then 'clv' else 'rfm' end as value_source,
-        case when clv_model.is_clv_fitted then clv.clv_score else scores.value_score end as value_score,
-        case when clv_model.is_clv_fitted then clv.clv_percentile else scores.value_percentile end
-            as value_percentile
-        {%- else %}
-        cast(null as double) as clv,
-        'rfm' as value_source,
-        scores.value_score,
-        scores.value_percentile
-        {%- endif %}
+        {{ tier_value_columns(value_source) }}
 
     from customers
     left join scores on customers.customer_id = scores.customer_id
     left join behaviour on customers.customer_id = behaviour.customer_id
     {%- if value_source == 'clv' %}
     left join clv on customers.customer_id = clv.customer_id
-    cross join clv_model
     {%- endif %}
-
-),
-
-scored_customers as (
-
-    select
-        *,
-        {% if var('tier_method') == 'threshold' -%}
-        value_score as tier_metric
-        {%- elif var('tier_method') == 'percentile' -%}
-        value_percentile as tier_metric
-        {%- else -%}
-        {{ exceptions.raise_compiler_error("var tier_method must be 'percentile' or 'threshold', got " ~ var('tier_method')) }}
-        {%- endif %}
-
-    from value_basis
 
 ),
 
@@ -112,15 +88,10 @@ matched_rule as (
         scored_customers.customer_id,
         tier_rules.tier,
         tier_rules.tier_rank,
-        {% if var('tier_method') == 'threshold' -%}
-        tier_rules.min_value_score as tier_cut
-        {%- else -%}
-        tier_rules.min_percentile as tier_cut
-        {%- endif %}
+        tier_rules.{{ cut_column }} as tier_cut
 
     from scored_customers
-    inner join tier_rules
-        on scored_customers.tier_metric >= {% if var('tier_method') == 'threshold' %}tier_rules.min_value_score{% else %}tier_rules.min_percentile{% endif %}
+    inner join tier_rules on scored_customers.{{ metric_column }} >= tier_rules.{{ cut_column }}
     qualify row_number() over (partition by scored_customers.customer_id order by tier_rules.tier_rank) = 1
 
 ),
@@ -136,34 +107,7 @@ placed as (
             else matched_rule.tier
         end as tier,
         matched_rule.tier_cut,
-        case
-            when scored_customers.tenure_days < {{ var('new_customer_days') }}
-                then 'joined ' || scored_customers.tenure_days || ' days ago < {{ var("new_customer_days") }}: too new to judge'
-            when scored_customers.has_returns_exceeding_purchases
-                then 'returns {{ currency_symbol }}' || format('{:,.2f}', scored_customers.returned_amount)
-                    || ' >= purchases {{ currency_symbol }}' || format('{:,.2f}', scored_customers.purchased_amount)
-                    || ' as of ' || scored_customers.as_of_date || ': no net purchase, lowest tier'
-            when scored_customers.value_score is null and attribute_tiers.attribute_tier is not null
-                then 'no net purchase as of ' || scored_customers.as_of_date || '; ' || attribute_tiers.attribute_tier_reason
-            when scored_customers.value_score is null
-                then 'no net purchase as of ' || scored_customers.as_of_date || ': lowest tier'
-            {%- if value_source == 'clv' %}
-            when scored_customers.value_source = 'clv'
-                then 'CLV {{ currency_symbol }}' || format('{:,.0f}', scored_customers.clv)
-                    || ' (value score ' || printf('%.2f', scored_customers.value_score)
-                    || ', percentile ' || printf('%.3f', scored_customers.value_percentile) || ')'
-                    || ' >= ' || matched_rule.tier || ' cut ' || printf('%.2f', matched_rule.tier_cut)
-                    || ' ({{ var("tier_method") }})'
-                    || coalesce('; R=' || scored_customers.r_score || ' F=' || scored_customers.f_score
-                        || ' M=' || scored_customers.m_score, '')
-            {%- endif %}
-            else {% if value_source == 'clv' %}'CLV model fell back to rules only (see clv_model_fits): rfm value score used; '
-                || {% endif %}'R=' || scored_customers.r_score || ' F=' || scored_customers.f_score || ' M=' || scored_customers.m_score
-                || '; value score ' || printf('%.2f', scored_customers.value_score)
-                || ' (percentile ' || printf('%.3f', scored_customers.value_percentile) || ')'
-                || ' >= ' || matched_rule.tier || ' cut ' || printf('%.2f', matched_rule.tier_cut)
-                || ' ({{ var("tier_method") }})'
-        end as tier_reason
+        {{ tier_reason(value_source, base_currency_symbol('currency_symbols')) }} as tier_reason
 
     from scored_customers
     left join matched_rule on scored_customers.customer_id = matched_rule.customer_id
@@ -177,14 +121,18 @@ final as (
         placed.customer_id,
         placed.as_of_date,
         placed.tier,
-        coalesce(tier_rules.tier_rank, case placed.tier when 'new' then 0 else 4 end) as tier_rank,
-        coalesce(tier_rules.label_zh, '新客户') as tier_label_zh,
+        -- `new` is no value tier: it ranks before the best one and has the label of status `new`
+        coalesce(tier_rules.tier_rank, case placed.tier
+            when 'new' then (select min(tier_rank) - 1 from tier_rules)
+            else (select max(tier_rank) from tier_rules)
+        end) as tier_rank,
+        coalesce(tier_rules.label_zh, (select label_zh from status_labels where status = 'new')) as tier_label_zh,
         placed.r_score,
         placed.f_score,
         placed.m_score,
         placed.value_score,
         placed.value_percentile,
-        '{{ var("tier_method") }}' as tier_method,
+        '{{ tier_method }}' as tier_method,
         placed.value_source,
         placed.clv,
         placed.tier_cut,

@@ -1,9 +1,6 @@
 {%- set weights = var('rfm_weights') -%}
 {%- set weight_sum = weights.recency + weights.frequency + weights.monetary -%}
-{%- set scoring = var('rfm_scoring') -%}
-{%- if scoring not in ('quantile', 'threshold') -%}
-{{ exceptions.raise_compiler_error("var rfm_scoring must be 'quantile' or 'threshold', got " ~ scoring) }}
-{%- endif -%}
+{%- set scoring = var_one_of('rfm_scoring', ['quantile', 'threshold']) -%}
 with
 
 behaviour as (
@@ -56,13 +53,10 @@ scored as (
     -- the highest score whose absolute cut the customer reaches; score 1 is the floor
     select
         ranked.*,
-        coalesce(max(thresholds.score) filter (
-            where ranked.recency_days <= thresholds.recency_days_max or thresholds.recency_days_max is null
-        ), 1)::integer as r_score,
-        coalesce(max(thresholds.score) filter (where ranked.frequency >= thresholds.frequency_min), 1)::integer
-            as f_score,
-        coalesce(max(thresholds.score) filter (where ranked.monetary >= thresholds.monetary_min), 1)::integer
-            as m_score
+        {{ threshold_score('ranked.recency_days <= thresholds.recency_days_max or thresholds.recency_days_max is null') }}
+            as r_score,
+        {{ threshold_score('ranked.frequency >= thresholds.frequency_min') }} as f_score,
+        {{ threshold_score('ranked.monetary >= thresholds.monetary_min') }} as m_score
 
     from ranked
     left join thresholds on true  -- an empty seed leaves every score at the floor, not the customer out

@@ -74,35 +74,11 @@ ranked as (
         case when clv is not null
             then (rank() over (partition by clv is null order by clv) - 1)
                 / count(*) over (partition by clv is null)
-        end as clv_percentile
+        end as clv_percentile,
+        {{ clv_p_alive_note() }} as p_alive_note,
+        {{ clv_gamma_gamma_note() }} as gamma_gamma_note
 
     from joined
-
-),
-
-explained as (
-
-    select
-        *,
-        case
-            when is_one_time_buyer
-                then 'one-time buyer: BG/NBD gives P(alive) = 1 by construction, which is not evidence of activity; '
-                    || 'see customer_status.is_at_risk'
-            when model_status = 'fitted' then 'BG/NBD P(alive) from ' || frequency || ' repeat purchase days'
-            else 'no P(alive): model fell back to rules only'
-        end as p_alive_note,
-        case
-            when in_gamma_gamma then 'in the Gamma-Gamma fit (repeat buyer with positive net spend)'
-            else 'left out of Gamma-Gamma: '
-                || case
-                    when is_one_time_buyer then 'one-time buyer, no repeat spend'
-                    when monetary_value is null then 'repeat spend unknown (currency without fx rate)'
-                    else 'net repeat spend <= 0'
-                end
-                || case when model_status = 'fitted' then '; expected order value = population mean' else '' end
-        end as gamma_gamma_note
-
-    from ranked
 
 ),
 
@@ -130,7 +106,7 @@ final as (
         model_message,
         config_version
 
-    from explained
+    from ranked
 
 )
 

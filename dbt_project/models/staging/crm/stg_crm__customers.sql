@@ -15,31 +15,12 @@ source as (
 
 ),
 
-{% if is_incremental() %}
-changed_keys as (
-
-    -- keys touched by loads this table has not seen yet: all their versions are ranked again,
-    -- exactly as a full refresh would rank them
-    select distinct customer_id
-    from source
-    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
-
-),
-
 candidates as (
 
-    select source.*
-    from source
-    semi join changed_keys on source.customer_id = changed_keys.customer_id
+    -- every version of the keys touched by loads this table has not seen yet (all rows on a full build)
+    {{ rows_of_changed_keys('source', 'customer_id') }}
 
 ),
-{% else %}
-candidates as (
-
-    select * from source
-
-),
-{% endif %}
 
 latest as (
 

@@ -23,29 +23,12 @@ source as (
 
 ),
 
-{% if is_incremental() %}
-changed_keys as (
-
-    select distinct event_key
-    from source
-    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
-
-),
-
 candidates as (
 
-    select source.*
-    from source
-    semi join changed_keys on source.event_key = changed_keys.event_key
+    -- every version of the keys touched by loads this table has not seen yet (all rows on a full build)
+    {{ rows_of_changed_keys('source', 'event_key') }}
 
 ),
-{% else %}
-candidates as (
-
-    select * from source
-
-),
-{% endif %}
 
 latest as (
 

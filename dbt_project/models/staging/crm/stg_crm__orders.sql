@@ -15,37 +15,18 @@ source as (
 
 ),
 
-{% if is_incremental() %}
-changed_keys as (
-
-    -- keys touched by loads this table has not seen yet: all their versions are ranked again,
-    -- exactly as a full refresh would rank them
-    select distinct order_id
-    from source
-    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
-
-),
-
 candidates as (
 
-    select source.*
-    from source
-    semi join changed_keys on source.order_id = changed_keys.order_id
+    -- every version of the keys touched by loads this table has not seen yet (all rows on a full build)
+    {{ rows_of_changed_keys('source', 'order_id') }}
 
 ),
-{% else %}
-candidates as (
-
-    select * from source
-
-),
-{% endif %}
 
 latest as (
 
     -- a re-export repeats orders with changes (paid -> refunded): keep the latest load of each
     -- order, with all its lines (line-level exports repeat the order id within one load)
-    {{ latest_load_rows('candidates', 'order_id') }}
+    {{ latest_version('candidates', 'order_id', whole_load=true) }}
 
 ),
 
