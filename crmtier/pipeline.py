@@ -20,10 +20,9 @@ from crmtier.paths import get_paths
 
 log = logging.getLogger("crmtier")
 
-# Seeds (rules, fx rates) build with staging: staging tests reference them.
-STAGING_SELECT = ["path:seeds", "path:models/staging"]
-# history (customer_history, transitions, alerts) builds with the marts: it reads them
-MARTS_SELECT = ["path:models/intermediate", "path:models/marts", "path:models/history"]
+# What `dbt build` builds per stage: selectors of dbt_project/selectors.yml (seeds with staging,
+# history with the marts; tests where their parents exist; no unit tests on data runs)
+STAGE_SELECTORS = {"staging": "pipeline_staging", "marts": "pipeline_marts"}
 
 
 def progress(message: str) -> None:
@@ -155,11 +154,7 @@ def gate_step(gate: str, params: dict) -> dict:
 
 def stage_args(stage: str, full_refresh: bool = False) -> list[str]:
     """`dbt build` arguments of a pipeline stage (staging or marts)."""
-    select = {"staging": STAGING_SELECT, "marts": MARTS_SELECT}[stage]
-    # buildable: a test runs in the stage where all its parents exist (seeds, or earlier stages);
-    # unit tests pin the SQL logic and run in `make test`, not on every data run
-    args = ["build", "--select", *select, "--indirect-selection", "buildable",
-            "--exclude-resource-type", "unit_test"]
+    args = ["build", "--selector", STAGE_SELECTORS[stage]]
     return [*args, "--full-refresh"] if full_refresh else args
 
 
