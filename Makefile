@@ -11,7 +11,7 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-11-01
 BENCH_CUSTOMERS ?= 1000000
 
-.PHONY: env demo test test-fast lint bench clean deploy-env deploy-up deploy-down deploy-status
+.PHONY: env demo test test-fast lint bench docs clean deploy-env deploy-up deploy-down deploy-status
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ lint: env
 
 bench: env
 	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)
+
+# dbt docs (models, columns, tests, macros, lineage, the BI exposure) as one page without a server:
+# $(CRMTIER_HOME)/dbt-docs/static_index.html; column types come from the home's warehouse once a run built it
+docs: env
+	mkdir -p $(CRMTIER_HOME)/dbt-docs $(CRMTIER_HOME)/warehouse
+	cd dbt_project && DBT_PROFILES_DIR=. DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_LOG_PATH=$(CRMTIER_HOME)/dbt-docs/logs \
+		CRMTIER_WAREHOUSE=$(CRMTIER_HOME)/warehouse/crm.duckdb \
+		$(CURDIR)/$(BIN)/dbt docs generate --static --target-path $(CRMTIER_HOME)/dbt-docs
 
 # The docker-compose.yml topology on this machine (PostgreSQL + Airflow services, see deploy/local.py)
 ENV_FILE ?= .env
