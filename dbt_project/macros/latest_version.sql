@@ -9,7 +9,7 @@
     hash collision only costs a little ranking, never a wrong answer. -#}
 {% macro latest_version(relation, key, whole_load=false) -%}
     with repeated_hashes as materialized (
-        select hash({{ key }}) as key_hash from {{ relation }} group by 1 having count(*) > 1
+        select hash({{ key }}) as key_hash from {{ relation }} group by key_hash having count(*) > 1
     )
     select {{ relation }}.* from {{ relation }}
     anti join repeated_hashes on hash({{ relation }}.{{ key }}) = repeated_hashes.key_hash

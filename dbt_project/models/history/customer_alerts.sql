@@ -73,8 +73,8 @@ kept as (
         and matched.rule_id = earlier_alerts.rule_id
     group by all
     having count(earlier_alerts.as_of_date) filter (
-        where abs(date_diff('day', earlier_alerts.as_of_date, matched.as_of_date)) < matched.cooldown_days
-    ) = 0
+            where abs(date_diff('day', earlier_alerts.as_of_date, matched.as_of_date)) < matched.cooldown_days
+        ) = 0
 
 ),
 

@@ -55,10 +55,10 @@ compared as (
 
     select
         *,
-        from_status is distinct from to_status as is_status_changed,
-        from_tier is distinct from to_tier as is_tier_changed,
+        (from_status is distinct from to_status) as is_status_changed,
+        (from_tier is distinct from to_tier) as is_tier_changed,
         coalesce(from_is_at_risk, false) <> coalesce(to_is_at_risk, false) as is_at_risk_changed,
-        from_config_version is distinct from config_version as is_config_changed
+        (from_config_version is distinct from config_version) as is_config_changed
 
     from paired
 

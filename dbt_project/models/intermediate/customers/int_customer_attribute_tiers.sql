@@ -63,7 +63,7 @@ final as (
         tier as attribute_tier,
         rule_id as attribute_rule_id,
         'attribute rule ' || rule_id || ': ' || attribute || ' ' || attribute_value || ' ' || operator || ' '
-            || rule_value || ' -> ' || tier as attribute_tier_reason
+        || rule_value || ' -> ' || tier as attribute_tier_reason
 
     from matched
     qualify row_number() over (partition by customer_id order by tier_rank, rule_id) = 1

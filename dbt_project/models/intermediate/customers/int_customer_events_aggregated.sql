@@ -25,13 +25,14 @@ aggregated as (
     select
         customer_id,
         count(*) as events_total,
-        max(event_date) as last_event_date,
         {%- for window in windows %}
         count(*) filter (where days_ago < {{ window }}) as events_{{ window }}d,
         {%- for event_type in var('event_types') %}
-        count(*) filter (where event_type = '{{ event_type }}' and days_ago < {{ window }}) as {{ event_type }}_{{ window }}d,
+        count(*) filter (where event_type = '{{ event_type }}' and days_ago < {{ window }})
+            as {{ event_type }}_{{ window }}d,
         {%- endfor %}
         {%- endfor %}
+        max(event_date) as last_event_date
 
     from events_as_of
     group by customer_id

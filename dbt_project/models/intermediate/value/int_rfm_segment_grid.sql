@@ -69,7 +69,7 @@ final as (
         segment_zh,
         segment_priority,
         'R ' || r_score_min || case when r_score_max > r_score_min then '-' || r_score_max else '' end
-            || ', F ' || f_score_min || case when f_score_max > f_score_min then '-' || f_score_max else '' end
+        || ', F ' || f_score_min || case when f_score_max > f_score_min then '-' || f_score_max else '' end
             as segment_rule,
         action_en,
         action_zh,

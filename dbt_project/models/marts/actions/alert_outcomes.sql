@@ -79,7 +79,7 @@ judged as (
         purchases_in_window.first_purchase_date,
         active_in_window.first_active_date,
         purchases_in_window.first_purchase_date is not null
-            or active_in_window.first_active_date is not null as is_reactivated
+        or active_in_window.first_active_date is not null as is_reactivated
 
     from followed
     left join purchases_in_window on followed.alert_id = purchases_in_window.alert_id

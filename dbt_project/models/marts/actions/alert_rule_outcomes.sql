@@ -66,10 +66,10 @@ compared as (
         *,
         treated_rate - control_rate as rate_difference,
         treated_rate - control_rate
-            - sqrt(power(treated_rate - treated_rate_low, 2) + power(control_rate_high - control_rate, 2))
+        - sqrt(power(treated_rate - treated_rate_low, 2) + power(control_rate_high - control_rate, 2))
             as difference_low,
         treated_rate - control_rate
-            + sqrt(power(treated_rate_high - treated_rate, 2) + power(control_rate - control_rate_low, 2))
+        + sqrt(power(treated_rate_high - treated_rate, 2) + power(control_rate - control_rate_low, 2))
             as difference_high
 
     from rated
@@ -103,8 +103,9 @@ final as (
             when treated_alerts < {{ min_n }} or control_alerts < {{ min_n }}
                 then 'too few alerts to tell: ' || treated_alerts || ' treated and ' || control_alerts
                     || ' control with a complete window; at least {{ min_n }} of each are needed'
-            when difference_low > 0 then 'the action works: treated reactivated more than control (95% CI of the '
-                || 'difference above 0)'
+            when difference_low > 0
+                then 'the action works: treated reactivated more than control (95% CI of the '
+                    || 'difference above 0)'
             when difference_high < 0 then 'treated reactivated less than control (95% CI of the difference below 0)'
             else 'no clear difference between treated and control (95% CI of the difference includes 0)'
         end as verdict,

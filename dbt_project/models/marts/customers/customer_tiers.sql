@@ -123,10 +123,10 @@ final as (
         placed.tier,
         -- `new` is no value tier: it ranks before the best one and has the label of status `new`
         coalesce(tier_rules.tier_rank, case placed.tier
-            when 'new' then (select min(tier_rank) - 1 from tier_rules)
-            else (select max(tier_rank) from tier_rules)
+            when 'new' then (select min(all_tiers.tier_rank) - 1 from tier_rules as all_tiers)
+            else (select max(all_tiers.tier_rank) from tier_rules as all_tiers)
         end) as tier_rank,
-        coalesce(tier_rules.label_zh, (select label_zh from status_labels where status = 'new')) as tier_label_zh,
+        coalesce(tier_rules.label_zh, status_labels.label_zh) as tier_label_zh,
         placed.r_score,
         placed.f_score,
         placed.m_score,
@@ -143,6 +143,7 @@ final as (
 
     from placed
     left join tier_rules on placed.tier = tier_rules.tier
+    left join status_labels on placed.tier = status_labels.status
 
 )
 

@@ -64,8 +64,9 @@ final as (
         *,
         case when paid_orders > 0 then net_spend / paid_orders end as avg_order_value,
         date_diff('day', last_purchase_date, as_of_date) as days_since_last_purchase,
-        case when purchase_days > 1
-            then date_diff('day', first_purchase_date, last_purchase_date) / (purchase_days - 1)
+        case
+            when purchase_days > 1
+                then date_diff('day', first_purchase_date, last_purchase_date) / (purchase_days - 1)
         end as avg_days_between_purchases,
         greatest(last_order_date, last_event_date) as last_interaction_date,
         date_diff('day', greatest(last_order_date, last_event_date), as_of_date) as days_since_last_interaction

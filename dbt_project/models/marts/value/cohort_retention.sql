@@ -28,10 +28,10 @@ cohorts as (
         as_of_date,
         config_version,
         count(*) as customers,
-        count(*) filter (where purchase_days > 1) as repeat_customers,
         {%- for window in windows %}
         count(*) filter (where days_to_second_purchase <= {{ window }}) as repeat_customers_{{ window }}d,
         {%- endfor %}
+        count(*) filter (where purchase_days > 1) as repeat_customers
 
     from customers
     group by cohort_month, as_of_date, config_version

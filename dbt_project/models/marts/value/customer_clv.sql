@@ -71,9 +71,10 @@ ranked as (
         -- share of customers with a CLV at or below this one (0-1]: the CLV value score of tiers
         case when clv is not null then cume_dist() over (partition by clv is null order by clv) end as clv_score,
         -- share with a strictly lower CLV, like value_percentile of the RFM scores
-        case when clv is not null
-            then (rank() over (partition by clv is null order by clv) - 1)
-                / count(*) over (partition by clv is null)
+        case
+            when clv is not null
+                then (rank() over (partition by clv is null order by clv) - 1)
+                    / count(*) over (partition by clv is null)
         end as clv_percentile,
         {{ clv_p_alive_note() }} as p_alive_note,
         {{ clv_gamma_gamma_note() }} as gamma_gamma_note

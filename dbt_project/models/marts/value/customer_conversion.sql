@@ -34,8 +34,8 @@ final as (
         visits_{{ window }}d,
         purchases_{{ window }}d,
         -- paid orders per visit; null without a visit (orders placed offline can push it above 1)
-        case when visits_{{ window }}d > 0
-            then round(purchases_{{ window }}d / visits_{{ window }}d, 6)
+        case
+            when visits_{{ window }}d > 0 then round(purchases_{{ window }}d / visits_{{ window }}d, 6)
         end as conversion_rate_{{ window }}d,
         visits_{{ window }}d > 0 and purchases_{{ window }}d > 0 as is_converted_{{ window }}d,
         {%- endfor %}

@@ -45,9 +45,9 @@ explained as (
     select
         *,
         'R=' || r_score || ' F=' || f_score || ' → ' || coalesce(segment, 'no segment')
-            || coalesce(' (' || segment_rule || ')', ' (no row of seed rfm_segments covers this cell)')
-            || '; recency ' || recency_days || ' days, ' || frequency || ' orders, spend '
-            || printf('%.2f', monetary) || ' (' || rfm_scoring || ' scores)' as segment_reason
+        || coalesce(' (' || segment_rule || ')', ' (no row of seed rfm_segments covers this cell)')
+        || '; recency ' || recency_days || ' days, ' || frequency || ' orders, spend '
+        || printf('%.2f', monetary) || ' (' || rfm_scoring || ' scores)' as segment_reason
 
     from segmented
 
