@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export CRMTIER_HOME ?= $(CURDIR)/var
 DEMO_CUSTOMERS ?= 5000
 DEMO_AS_OF ?= 2026-11-01
-BENCH_CUSTOMERS ?= 1000000
+SCALE ?= 10
 
 .PHONY: env demo test test-fast lint bench docs clean deploy-env deploy-up deploy-down deploy-status
 
@@ -47,7 +47,7 @@ lint: env
 	exit $$status
 
 bench: env
-	$(BIN)/python -m crmtier.bench --customers $(BENCH_CUSTOMERS)
+	$(BIN)/python -m crmtier.bench --scale $(SCALE)
 
 # dbt docs (models, columns, tests, macros, lineage, the BI exposure) as one page without a server:
 # $(CRMTIER_HOME)/dbt-docs/static_index.html; column types come from the home's warehouse once a run built it

@@ -1,16 +1,24 @@
-"""`make bench`: the gated pipeline against one hand-written DuckDB script on the same files.
+"""`make bench [SCALE=10]`: issue 13's table, every row measured side by side in one run.
 
-Prints wall time per stage (from Airflow's task instances), peak memory, the hand-written
-script's time and the ratio, whether both give the same tier and status counts, a daily
-incremental run's time, and the CLV model fit time. Figures only: nothing is asserted.
+W<s> is a workload of s × 100,000 customers, ~10 orders and ~20 events each (W10: 1M customers,
+10M orders, 20M events), from the project's own generator (cached under var/bench/). Every pipeline
+figure is a real Airflow DagRun (`crmtier run`, crmtier.cli.run_dag); every run's tier and status
+counts are checked against the hand-written script on the same files and as-of date. Each figure is
+printed with the machine's load (/proc/loadavg) before and after it, the stages' times (the run's
+timings.json) and the peak RSS of the largest process of the run (/proc sampled). Nothing is
+asserted: the table says which targets are met.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import shutil
-import sqlite3
+import subprocess
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,133 +27,336 @@ import numpy as np
 
 from crmtier.paths import REPO_ROOT
 
+CUSTOMERS_PER_SCALE = 100_000  # W1
+SMALL_CUSTOMERS = 5_000  # the small cold runs of the table
+DAILY_SHARE = 0.01  # a daily run's new files: 1% of the workload's orders and events
+GIB = 1024 ** 3
 
-def handwritten(landing: Path, as_of: str) -> tuple[float, dict, dict]:
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+class PeakRss:
+    """Largest resident set of any process under this one, sampled from /proc while a run goes."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self.name = interval, 0, ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        root = os.getpid()
+        while not self._stop.is_set():
+            children: dict[int, list[int]] = {}
+            info: dict[int, tuple[int, str]] = {}
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    rss = int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    continue
+                name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+                children.setdefault(int(rest[1]), []).append(int(entry))
+                info[int(entry)] = (rss, name)
+            todo = list(children.get(root, []))
+            while todo:
+                pid = todo.pop()
+                todo.extend(children.get(pid, []))
+                rss, name = info.get(pid, (0, ""))
+                if rss > self.peak:
+                    self.peak, self.name = rss, name
+            self._stop.wait(self.interval)
+
+
+@dataclass
+class Measured:
+    label: str
+    seconds: float
+    load_before: str
+    load_after: str
+    ok: bool = True
+    rss: int = 0
+    rss_process: str = ""
+    stages: dict = field(default_factory=dict)
+    same_counts: bool | None = None
+    note: str = ""
+
+    def line(self) -> str:
+        rss = f", peak RSS {self.rss / GIB:.2f} GiB ({self.rss_process})" if self.rss else ""
+        same = "" if self.same_counts is None else f", same counts as the script: {'yes' if self.same_counts else 'NO'}"
+        return (f"{self.label}: {self.seconds:.1f}s{'' if self.ok else ' FAILED'}{rss}{same} "
+                f"[load {self.load_before} -> {self.load_after}]{(' ' + self.note) if self.note else ''}")
+
+
+def handwritten(landing: Path, as_of: str) -> tuple[Measured, dict, dict]:
+    """The limit: crmtier/bench_handwritten.sql on an in-memory database."""
     sql = (Path(__file__).with_name("bench_handwritten.sql").read_text()
            .replace("{landing}", str(landing)).replace("{as_of}", as_of))
     con = duckdb.connect()
-    started = time.monotonic()
-    con.execute(sql)
-    seconds = time.monotonic() - started
-    tiers = dict(con.execute("select tier, count(*) from result group by 1 order by 1").fetchall())
-    status = dict(con.execute("select status, count(*) from result group by 1 order by 1").fetchall())
-    con.close()
-    return seconds, tiers, status
-
-
-def task_times(airflow_db: Path, as_of: str) -> list[tuple[str, float]]:
-    con = sqlite3.connect(str(airflow_db))
     try:
-        run_id = con.execute("select run_id from dag_run where dag_id = 'crm_pipeline' and "
-                             "date(logical_date) = ? order by id desc limit 1", [as_of]).fetchone()[0]
-        rows = con.execute("select task_id, start_date, end_date from task_instance where dag_id = 'crm_pipeline' "
-                           "and run_id = ? order by start_date", [run_id]).fetchall()
+        load = loadavg()
+        started = time.monotonic()
+        con.execute(sql)
+        seconds = time.monotonic() - started
+        tiers = dict(con.execute("select tier, count(*) from result group by 1 order by 1").fetchall())
+        status = dict(con.execute("select status, count(*) from result group by 1 order by 1").fetchall())
     finally:
         con.close()
-    from datetime import datetime
-    out = []
-    for task_id, start, end in rows:
-        if start and end:
-            seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-            out.append((task_id, seconds))
-    return out
+    return Measured(f"hand-written script {landing.name} as of {as_of}", seconds, load, loadavg()), tiers, status
 
 
-def write_delta(landing: Path, customers: int, day: str, share: float = 0.003, seed: int = 99) -> None:
-    """One more day of exports: a few orders and events for existing customers."""
-    rng = np.random.default_rng(seed)
-    k = max(1, int(customers * share))
-    ids = rng.choice(np.arange(1, customers + 1), size=k, replace=False)
-    seconds = rng.integers(0, 86400, size=k)
-    stamp = [f"{day} {s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" for s in seconds]
-    orders = landing / "generic" / "orders" / f"delta_{day}.csv"
-    events = landing / "generic" / "events" / f"delta_{day}.csv"
-    with orders.open("w") as out:
-        out.write("order_id,customer_id,order_time,amount,currency,status\n")
-        for i, (cid, ts) in enumerate(zip(ids, stamp)):
-            out.write(f"D{day.replace('-', '')}{i:07d},C{cid:07d},{ts},{rng.uniform(10, 500):.2f},CNY,paid\n")
-    with events.open("w") as out:
-        out.write("event_id,customer_id,event_time,event_type,channel\n")
-        for i, (cid, ts) in enumerate(zip(ids, stamp)):
-            out.write(f"DE{day.replace('-', '')}{i:07d},C{cid:07d},{ts},page_view,web\n")
-
-
-def run_pipeline(home: Path, landing: Path, as_of: str) -> tuple[float, int, float]:
-    import os
-
-    from crmtier.cli import run_dag
-
-    os.environ["CRMTIER_HOME"] = str(home)
-    started = time.monotonic()
-    code = run_dag(as_of, landing, quiet=True)
-    wall = time.monotonic() - started
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
-    return wall, code, peak_gb
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--orders-per-customer", type=float, default=10.0)
-    parser.add_argument("--events-per-customer", type=float, default=20.0)
-    parser.add_argument("--as-of", default="2026-11-01")
-    parser.add_argument("--work", type=Path, default=REPO_ROOT / "var" / "bench")
-    args = parser.parse_args(argv)
-
+def workload(work: Path, customers: int, as_of: str) -> Path:
+    """The generated landing folder for `customers` (cached: generated once per size)."""
     from crmtier.samples.generate import generate
 
-    tag = f"{args.customers}-{args.orders_per_customer:g}-{args.events_per_customer:g}"
-    landing = args.work / f"landing-{tag}"
+    landing = work / f"landing-{customers}"
     marker = landing / ".complete"
     if not marker.exists():
         shutil.rmtree(landing, ignore_errors=True)
         started = time.monotonic()
-        generate(landing, args.customers, seed=42, as_of=args.as_of,
-                 orders_per_customer=args.orders_per_customer, events_per_customer=args.events_per_customer)
+        generate(landing, customers, seed=42, as_of=as_of)
         marker.touch()
-        print(f"generated workload {tag} in {time.monotonic() - started:.1f}s")
-    rows = {}
-    for entity in ("customers", "orders", "events"):
-        rows[entity] = sum(sum(1 for _ in p.open("rb")) - 1 for p in (landing / "generic" / entity).glob("*.csv"))
-    print(f"workload: {rows['customers']:,} customers, {rows['orders']:,} orders, {rows['events']:,} events")
+        print(f"generated {landing} in {time.monotonic() - started:.1f}s", flush=True)
+    return landing
 
-    hand_s, hand_tiers, hand_status = handwritten(landing, args.as_of)
-    print(f"hand-written DuckDB script: {hand_s:.1f}s")
 
-    home = args.work / "home"
-    shutil.rmtree(home, ignore_errors=True)
-    delta_landing = args.work / "landing-delta"
-    shutil.rmtree(delta_landing, ignore_errors=True)
-    wall, code, peak = run_pipeline(home, landing, args.as_of)
-    print(f"\ncold pipeline run (as of {args.as_of}): {wall:.1f}s, exit {code}, peak RSS of a process {peak:.2f} GB")
-    for task_id, seconds in task_times(home / "airflow" / "airflow.db", args.as_of):
-        print(f"  {task_id:14s} {seconds:6.1f}s")
-    print(f"  ratio to the hand-written script: {wall / hand_s:.1f}x "
-          f"(excluding Airflow start-up and task overhead: see stage times)")
+def run_landing(home: Path, source: Path) -> Path:
+    """A run's own landing folder: hard links to the cached workload (new days are added beside them)."""
+    landing = home / "landing"
+    for csv in source.glob("generic/*/*.csv"):
+        target = landing / csv.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(csv, target)
+    return landing
 
+
+def write_day(landing: Path, customers: int, day: str, orders: int, events: int, seed: int = 99) -> None:
+    """One more day of exports: `orders` orders and `events` events of existing customers, all on `day`."""
+    rng = np.random.default_rng(seed)
+    stamp = day.replace("-", "")
+    for entity, count, header in (
+            ("orders", orders, "order_id,customer_id,order_time,amount,currency,status"),
+            ("events", events, "event_id,customer_id,event_time,event_type,channel")):
+        ids = rng.integers(1, customers + 1, size=count)
+        seconds = rng.integers(0, 86400, size=count)
+        amounts = rng.uniform(10, 500, size=count)
+        lines = [header]
+        for i in range(count):
+            s = int(seconds[i])
+            ts = f"{day} {s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+            if entity == "orders":
+                lines.append(f"D{stamp}{i:08d},C{ids[i]:07d},{ts},{amounts[i]:.2f},CNY,paid")
+            else:
+                lines.append(f"DE{stamp}{i:08d},C{ids[i]:07d},{ts},page_view,web")
+        (landing / "generic" / entity / f"day_{day}.csv").write_text("\n".join(lines) + "\n")
+
+
+def pipeline_run(label: str, home: Path, landing: Path, as_of: str, check: bool = True,
+                 migrate_first: bool = True) -> Measured:
+    """One `crmtier run` (a real DagRun) in `home`, timed, with its stages and peak RSS; its tier and
+    status counts compared with the hand-written script's on the same files and date."""
+    from crmtier.cli import airflow_env, ensure_airflow_db, run_dag
     from crmtier.pipeline import summarize
-    summary = summarize(home / "publish" / "crm.duckdb")
-    same = summary["tiers"] == hand_tiers and summary["status"] == hand_status
-    print(f"  same tier and status counts as the hand-written script: {same}")
-    if not same:
-        print(f"    pipeline: {summary}\n    script:   tiers={hand_tiers} status={hand_status}")
 
-    next_day = (date.fromisoformat(args.as_of) + timedelta(days=1)).isoformat()
-    write_delta(landing, args.customers, next_day)
-    try:
-        wall2, code2, _ = run_pipeline(home, landing, next_day)
-        print(f"\nincremental daily run (as of {next_day}, one new day of files): {wall2:.1f}s, exit {code2}, "
-              f"{wall2 / wall:.2f} of the cold run")
-        for task_id, seconds in task_times(home / "airflow" / "airflow.db", next_day):
-            print(f"  {task_id:14s} {seconds:6.1f}s")
-    finally:
-        for entity in ("orders", "events"):
-            (landing / "generic" / entity / f"delta_{next_day}.csv").unlink(missing_ok=True)
+    os.environ["CRMTIER_HOME"] = str(home)
+    if migrate_first:  # the metadata DB exists already: measured apart (see first_run)
+        ensure_airflow_db(airflow_env())
+    load = loadavg()
+    with PeakRss() as peak:
+        started = time.monotonic()
+        code = run_dag(as_of, landing, quiet=True)
+        seconds = time.monotonic() - started
+    timings = home / "reports" / as_of / "timings.json"
+    stages = {k: v["seconds"] for k, v in json.loads(timings.read_text()).items()} if timings.exists() else {}
+    measured = Measured(label, seconds, load, loadavg(), code == 0, peak.peak, peak.name, stages)
+    if check and code == 0:
+        hand, tiers, status = handwritten(landing, as_of)
+        summary = summarize(home / "publish" / "crm.duckdb")
+        measured.same_counts = summary["tiers"] == tiers and summary["status"] == status
+        measured.note = f"(script {hand.seconds:.1f}s)"
+        if not measured.same_counts:
+            measured.note += f" pipeline {summary['tiers']} {summary['status']}; script {tiers} {status}"
+    print(measured.line(), flush=True)
+    return measured
 
-    from crmtier.value.clv import benchmark_fit
-    fit = benchmark_fit(n=args.customers, seed=0)
-    print(f"\nCLV model fits on {args.customers:,} customers' summaries: {fit}")
-    return 0
+
+FLOOR_DAG = '''"""One task doing nothing: the floor of an embedded Airflow DagRun (crmtier.bench)."""
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="bench_floor", schedule=None, start_date=pendulum.datetime(2000, 1, 1, tz="UTC"))
+def bench_floor():
+    @task
+    def nothing() -> None:
+        return None
+
+    nothing()
+
+
+bench_floor()
+'''
+
+
+def airflow_floor(home: Path, as_of: str) -> Measured:
+    """`airflow dags test` of a one-task DAG in the same Airflow home: what any embedded DagRun costs."""
+    from crmtier.cli import airflow_env
+
+    os.environ["CRMTIER_HOME"] = str(home)
+    folder = home / "bench_floor_dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench_floor.py").write_text(FLOOR_DAG)
+    env = {**airflow_env(), "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    load = loadavg()
+    started = time.monotonic()
+    proc = subprocess.run([str(Path(os.sys.executable).with_name("airflow")), "dags", "test", "bench_floor", as_of],
+                          env=env, capture_output=True, text=True)
+    measured = Measured("Airflow floor: one-task `airflow dags test`", time.monotonic() - started, load, loadavg(),
+                        proc.returncode == 0)
+    print(measured.line(), flush=True)
+    return measured
+
+
+def first_run(work: Path, landing: Path, as_of: str, fresh: bool) -> Measured:
+    """A small cold run in a new home: with the metadata DB made first (untimed) or by the run itself."""
+    home = work / ("home-small-fresh" if fresh else "home-small-warm")
+    shutil.rmtree(home, ignore_errors=True)
+    label = (f"{SMALL_CUSTOMERS:,} customers, fresh home (metadata DB creation included)" if fresh
+             else f"{SMALL_CUSTOMERS:,} customers, cold warehouse, metadata DB initialised")
+    return pipeline_run(label, home, run_landing(home, landing), as_of, migrate_first=not fresh)
+
+
+def disk_usage(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def stage_table(runs: list[Measured]) -> None:
+    stages = list(dict.fromkeys(s for run in runs for s in run.stages))
+    print("\nstages (seconds, from each run's timings.json)")
+    print(f"  {'stage':16s}" + "".join(f"{run.label.split(':')[0][:14]:>16s}" for run in runs))
+    for stage in [*stages, "whole run"]:
+        cells = [run.seconds if stage == "whole run" else run.stages.get(stage) for run in runs]
+        print(f"  {stage:16s}" + "".join(f"{'' if c is None else f'{c:.1f}':>16s}" for c in cells))
+    loads = "".join(f"{run.load_before.split()[0]:>16s}" for run in runs)
+    print(f"  {'load (1 min)':16s}{loads}")
+
+
+def row(figure: str, measured: str, target: str, met: bool | None, load: str) -> tuple:
+    return figure, measured, target, {True: "yes", False: "NO", None: "printed"}[met], load
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=10.0, help="W<scale>: scale × 100,000 customers (default 10)")
+    parser.add_argument("--as-of", default="2026-11-01")
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "var" / "bench")
+    parser.add_argument("--skip-small", action="store_true", help="leave out the two 5,000-customer runs")
+    args = parser.parse_args(argv)
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    scale, tenth = args.scale, args.scale / 10
+    big, small = round(scale * CUSTOMERS_PER_SCALE), round(tenth * CUSTOMERS_PER_SCALE)
+    day1 = args.as_of
+    day2 = (date.fromisoformat(day1) + timedelta(days=1)).isoformat()
+    day3 = (date.fromisoformat(day1) + timedelta(days=2)).isoformat()
+    print(f"make bench: W{scale:g} ({big:,} customers) against W{tenth:g} ({small:,}); load {loadavg()}; "
+          f"{os.cpu_count()} cores", flush=True)
+
+    landing_big = workload(args.work, big, day1)
+    landing_small = workload(args.work, small, day1)
+    landing_5k = workload(args.work, SMALL_CUSTOMERS, day1)
+    rows = {e: sum(sum(1 for _ in p.open("rb")) - 1 for p in (landing_big / "generic" / e).glob("*.csv"))
+            for e in ("customers", "orders", "events")}
+    size = sum(p.stat().st_size for p in landing_big.glob("generic/*/*.csv"))
+    print(f"workload W{scale:g}: {rows['customers']:,} customers, {rows['orders']:,} orders, {rows['events']:,} events "
+          f"({size / 1e9:.2f} GB of CSV)", flush=True)
+    new_orders, new_events = round(DAILY_SHARE * rows["orders"]), round(DAILY_SHARE * rows["events"])
+
+    hand, _, _ = handwritten(landing_big, day1)
+    print(hand.line(), flush=True)
+
+    runs: list[Measured] = []
+    home = args.work / f"home-{big}"
+    shutil.rmtree(home, ignore_errors=True)
+    landing = run_landing(home, landing_big)
+    cold = pipeline_run(f"W{scale:g} cold", home, landing, day1)
+    write_day(landing, big, day2, new_orders, new_events)
+    daily = pipeline_run(f"W{scale:g} daily: {new_orders + new_events:,} new rows", home, landing, day2)
+    idle = pipeline_run(f"W{scale:g} no new files", home, landing, day3)
+    floor = airflow_floor(home, day3)
+    disk = disk_usage(home)
+    runs += [cold, daily, idle]
+
+    home_small = args.work / f"home-{small}"
+    shutil.rmtree(home_small, ignore_errors=True)
+    landing_s = run_landing(home_small, landing_small)
+    cold_small = pipeline_run(f"W{tenth:g} cold", home_small, landing_s, day1)
+    write_day(landing_s, small, day2, new_orders, new_events)
+    daily_small = pipeline_run(f"W{tenth:g} daily: same new rows", home_small, landing_s, day2)
+    runs += [cold_small, daily_small]
+
+    warm = fresh = None
+    if not args.skip_small:
+        warm = first_run(args.work, landing_5k, day1, fresh=False)
+        fresh = first_run(args.work, landing_5k, day1, fresh=True)
+        runs += [warm, fresh]
+
+    stage_table(runs)
+    peak = max(runs[:3], key=lambda r: r.rss)
+    w = f"W{scale:g}"
+    table = [
+        row(f"{w} cold gated DagRun / hand-written script", f"{cold.seconds / hand.seconds:.1f}× "
+            f"({cold.seconds:.1f}s / {hand.seconds:.1f}s)", "≤ 6×", cold.seconds <= 6 * hand.seconds,
+            f"{cold.load_before} / {hand.load_before}"),
+        row(f"{w} daily run / {w} cold", f"{daily.seconds / cold.seconds:.2f} ({daily.seconds:.1f}s)", "≤ 0.2",
+            daily.seconds <= 0.2 * cold.seconds, daily.load_before),
+        row(f"{w} daily / W{tenth:g} daily (same new rows)", f"{daily.seconds / daily_small.seconds:.2f} "
+            f"({daily_small.seconds:.1f}s)", "≤ 1.5", daily.seconds <= 1.5 * daily_small.seconds,
+            daily_small.load_before),
+        row("run with no new files (fixed cost)", f"{idle.seconds:.1f}s (Airflow floor {floor.seconds:.1f}s)",
+            "≤ 12 s", idle.seconds <= 12, f"{idle.load_before} / {floor.load_before}"),
+    ]
+    if warm and fresh:
+        table += [row(f"{SMALL_CUSTOMERS:,} customers, cold warehouse, metadata DB initialised",
+                      f"{warm.seconds:.1f}s", "≤ 20 s", warm.seconds <= 20, warm.load_before),
+                  row(f"first run in a fresh home, {SMALL_CUSTOMERS:,} customers", f"{fresh.seconds:.1f}s",
+                      "printed", None, fresh.load_before)]
+    table.append(row(f"peak RSS of the largest process, {w}", f"{peak.rss / GIB:.2f} GiB ({peak.rss_process}, "
+                     f"{peak.label})", "≤ 4 GiB" if scale <= 10 else "≤ 16 GiB",
+                     peak.rss <= (4 if scale <= 10 else 16) * GIB, peak.load_before))
+    if scale >= 100:
+        table.append(row(f"{w} completes", f"{'yes' if cold.ok else 'NO'}: {cold.seconds:.0f}s, home {disk / 1e9:.1f} GB "
+                         "on disk", "≤ 16 GiB RSS", cold.ok and peak.rss <= 16 * GIB, cold.load_before))
+    else:
+        table.append(row("W100", "not run here (`make bench SCALE=100`)", "completes, ≤ 16 GiB", None, ""))
+    table.append(row(f"{w} cold / W{tenth:g} cold", f"{cold.seconds / cold_small.seconds:.1f} "
+                     f"({cold_small.seconds:.1f}s; 10 = linear)", "printed", None, cold_small.load_before))
+    checked = [r for r in runs if r.same_counts is not None]
+    table.append(row("same tier and status counts as the script", f"{sum(r.same_counts for r in checked)} of "
+                     f"{len(checked)} runs", "all", all(r.same_counts for r in checked) and len(checked) == len(runs),
+                     ""))
+
+    print(f"\nissue 13's table (W{scale:g}; home {home}: {disk / 1e9:.2f} GB on disk; "
+          f"ru_maxrss of children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024:.2f} GiB)")
+    print("| figure | measured | target | met? | load (1/5/15 min) |\n|---|---|---|---|---|")
+    for cells in table:
+        print("| " + " | ".join(cells) + " |")
+    failed = [r.label for r in runs if not r.ok]
+    if failed:
+        print(f"\nruns that FAILED: {', '.join(failed)} (see their homes' logs/)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
