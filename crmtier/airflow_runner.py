@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from crmtier.duckdb_config import duckdb_config
+
 VERDICT = "[crmtier] RUN FAILED"  # the CLI shows lines starting with this as the reason of a failure
 
 
@@ -53,7 +55,7 @@ def published_by_other_run(snapshot_path, as_of: str, run_id: str) -> str:
 
     if not Path(snapshot_path).exists():
         return f"the DagRun as of {as_of} published nothing: {snapshot_path} does not exist."
-    con = duckdb.connect(str(snapshot_path), read_only=True)
+    con = duckdb.connect(str(snapshot_path), read_only=True, config=duckdb_config())
     try:
         published_as_of, published_run, republished_for = con.execute(
             "select as_of_date::varchar, run_id, history_republished_for::varchar from _snapshot").fetchone()

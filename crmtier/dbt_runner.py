@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from crmtier.duckdb_config import duckdb_env
 from crmtier.faults import fault_point, fault_requested
 from crmtier.paths import DBT_PROJECT_DIR, get_paths
 
@@ -53,7 +54,8 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_TARGET_PATH": str(paths.dbt_target),
            "DBT_LOG_PATH": str(paths.dbt_target / "logs"),
-           "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
+           "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+           **duckdb_env()}  # memory limit, threads, spill folder (profiles.yml settings)
     cmd = [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(DBT_PROJECT_DIR)]
     if extra_vars:
         cmd += ["--vars", json.dumps(extra_vars)]

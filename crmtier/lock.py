@@ -24,6 +24,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from crmtier.duckdb_config import duckdb_config
+
 WAREHOUSE_WAIT_SECONDS = 30.0
 # set by `crmtier run` for its child: the run's locks are already held (by the shared descriptor)
 LOCK_HELD_ENV = "CRMTIER_RUN_LOCK_HELD"
@@ -135,7 +137,7 @@ def wait_for_warehouse(warehouse: str | Path, wait_seconds: float | None = None,
     told = False
     while True:
         try:
-            duckdb.connect(str(warehouse)).close()
+            duckdb.connect(str(warehouse), config=duckdb_config()).close()
             return
         except duckdb.IOException as exc:
             if not is_lock_error(exc):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from crmtier.faults import fault_point
 from crmtier.paths import get_paths
+from crmtier.duckdb_config import duckdb_config
 
 log = logging.getLogger("crmtier")
 
@@ -290,7 +291,7 @@ def summarize(snapshot: str | Path) -> dict:
     """Tier and status counts of a published snapshot."""
     import duckdb
 
-    con = duckdb.connect(str(snapshot), read_only=True)
+    con = duckdb.connect(str(snapshot), read_only=True, config=duckdb_config())
     try:
         as_of, republished_for = con.execute(
             "select as_of_date::varchar, history_republished_for::varchar from _snapshot").fetchone()
@@ -357,7 +358,7 @@ def _ensure_gated_column(warehouse: Path) -> None:
     """raw.load_log.gated_at: when the raw gate passed a load (NULL: loaded, not yet gated)."""
     import duckdb
 
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(warehouse), config=duckdb_config())
     try:
         con.execute("alter table raw.load_log add column if not exists gated_at timestamp")
     finally:
@@ -367,7 +368,7 @@ def _ensure_gated_column(warehouse: Path) -> None:
 def _ungated_loads(warehouse: Path) -> list[str]:
     import duckdb
 
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         return [r[0] for r in con.execute(
             "select load_id from raw.load_log where status = 'loaded' and gated_at is null order by 1").fetchall()]
@@ -378,7 +379,7 @@ def _ungated_loads(warehouse: Path) -> list[str]:
 def _mark_gated(warehouse: Path, load_ids: list[str]) -> None:
     import duckdb
 
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(warehouse), config=duckdb_config())
     try:
         con.execute("update raw.load_log set gated_at = now() where list_contains(?, load_id) and gated_at is null",
                     [list(load_ids)])

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from crmtier.delivery.durable import fsync_dir
 from crmtier.faults import fault_point
+from crmtier.duckdb_config import duckdb_config
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def read_alerts(warehouse: str | Path, as_of_date: str, with_deliveries: bool = 
     import duckdb
 
     contact_columns = sorted({c for fields in CONTACT_FIELDS.values() for c in fields})
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         # control groups (seed alert_rules.control_share) are recorded in history, never sent
         has_control = con.execute("select count(*) from information_schema.columns where table_schema = 'history' "
@@ -207,7 +208,7 @@ def _record_and_swap(warehouse: str | Path, new_rows: list[dict], run_id: str, t
     if not new_rows:
         swap_in(tmp, folder)
         return
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(warehouse), config=duckdb_config())
     try:
         con.execute(f"create schema if not exists {DELIVERIES_SCHEMA}")
         con.execute(f"""create table if not exists {DELIVERIES_TABLE} (

@@ -34,6 +34,7 @@ import duckdb
 from crmtier.delivery.durable import fsync_dir
 from crmtier.faults import fault_point
 from crmtier.permissions import share_published
+from crmtier.duckdb_config import duckdb_config
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def published_as_of(target: str | Path) -> str | None:
     if not Path(target).exists():
         return None
     try:
-        con = duckdb.connect(str(target), read_only=True)
+        con = duckdb.connect(str(target), read_only=True, config=duckdb_config())
         try:
             return str(con.execute("select as_of_date from _snapshot").fetchone()[0])
         finally:
@@ -121,7 +122,7 @@ def publish_snapshot(warehouse: str | Path, target: str | Path, as_of_date: str,
     if incremental:
         shutil.copyfile(target, tmp)
     counts: dict[str, int] = {}
-    con = duckdb.connect(str(tmp))
+    con = duckdb.connect(str(tmp), config=duckdb_config())
     try:
         con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{warehouse}' as wh (read_only)")

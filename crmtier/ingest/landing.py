@@ -32,6 +32,7 @@ from pathlib import Path
 
 import duckdb
 
+from crmtier.duckdb_config import duckdb_config
 from crmtier.ingest import load_settings
 from crmtier.ingest.errors import FileChanged, FileRejected
 from crmtier.ingest.generic_csv import _open_bytes, _quote_ident, _readable_copy, _stage_generic_csv
@@ -247,7 +248,7 @@ def ingest_landing(db_path: str | Path, landing: str | Path, settings: IngestSet
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     report = IngestReport()
     candidates, misplaced = discover(landing)
-    con = duckdb.connect(str(db_path))
+    con = duckdb.connect(str(db_path), config=duckdb_config())
     try:
         con.execute("set enable_progress_bar = false")  # no bar spam in task logs
         ensure_raw_schema(con)
@@ -394,7 +395,7 @@ def retract_load(db_path: str | Path, load_id: str, note: str = "") -> dict:
     """`crmtier retract LOAD_ID`: remove a loaded file's rows from raw, record it in raw.load_log
     (status `retracted`), and make the next run rebuild staging without them. The same content is
     not read again, even if the file stays in the landing folder."""
-    con = duckdb.connect(str(db_path))
+    con = duckdb.connect(str(db_path), config=duckdb_config())
     try:
         ensure_raw_schema(con)
         row = con.execute("select entity, status, file_name from raw.load_log where load_id = ?", [load_id]).fetchone()

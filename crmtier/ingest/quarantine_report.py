@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import duckdb
+from crmtier.duckdb_config import duckdb_config
 
 SAMPLES_PER_REASON = 5
 
@@ -12,7 +13,7 @@ SAMPLES_PER_REASON = 5
 def build_report(warehouse: str | Path, load_ids: list[str], not_read: list[dict] | None = None) -> dict:
     """Counts and samples of the rows set aside by the given loads (one run's files), and the
     files of the landing folder this run did not read."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         con.execute("create temp table _loads (load_id varchar)")
         if load_ids:  # a run may have only files it did not read (executemany refuses an empty list)
@@ -102,7 +103,7 @@ def unknown_customers(warehouse: str | Path) -> dict:
     """Orders and events in staging whose customer id matches no customer: they reach no mart.
     Counts per entity and file, and samples; a sample whose id matches a known customer once case
     is ignored says so (the mapping's `settings.id_normalize` fixes that)."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         con.execute("""
             create temp table _unknown as
@@ -168,7 +169,7 @@ def unknown_customers_lines(section: dict) -> list[str]:
 def field_warnings(warehouse: str | Path, load_ids: list[str]) -> dict:
     """Optional fields of this run's loads that could not be read (staging.stg_crm__field_warnings):
     counts per field and warning, and samples with the value."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         con.execute("create temp table _loads (load_id varchar)")
         if load_ids:
@@ -215,7 +216,7 @@ def field_warnings_lines(section: dict) -> list[str]:
 def thin_data(warehouse: str | Path, as_of_date: str) -> dict:
     """What the marts of the date could not judge from purchases: customers without a net purchase
     (prospect / low unless an attribute rule placed them), and the CLV models' fallback."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         customers, buyers, by_attributes = con.execute("""
             select count(*), count(value_score), count(*) filter (where value_score is null and tier <> 'new'

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crmtier.duckdb_config import duckdb_config
 from crmtier.quality.config import GateConfigError, load_gates, load_suite_dict, render_sql
 from crmtier.quality.messages import format_gate_message
 from crmtier.quality.validation import (DEFAULT_WEIGHT_COLUMN, _build_suite, _disable_progress_bars, _import_gx,
@@ -89,7 +90,7 @@ def _run_queries(db_path: Path, checks: list[dict], params: dict) -> dict[str, t
     out: dict[str, tuple[Any, float, str | None]] = {}
     if not db_path.exists():
         raise FileNotFoundError(f"warehouse file {db_path} does not exist")
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = duckdb.connect(str(db_path), read_only=True, config=duckdb_config())
     try:
         for check in checks:
             sql = render_sql(check["sql"], params)

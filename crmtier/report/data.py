@@ -11,6 +11,7 @@ import math
 from datetime import date, timedelta
 from pathlib import Path
 
+from crmtier.duckdb_config import duckdb_config
 from crmtier.paths import get_paths
 from crmtier.seeds import labels, read_seed  # noqa: F401  (labels: part of this module's interface)
 
@@ -44,7 +45,7 @@ def snapshot_data(snapshot: Path, as_of_date: str | None = None) -> dict:
     says which tables (model fits and checks, control outcomes) are the latest date's."""
     import duckdb
 
-    con = duckdb.connect(str(snapshot), read_only=True)
+    con = duckdb.connect(str(snapshot), read_only=True, config=duckdb_config())
     try:
         snap = _rows(con, "select * from _snapshot")[0]
         latest = snap["as_of_date"]

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from crmtier.paths import get_paths
+from crmtier.duckdb_config import duckdb_config
 
 CONTACT_COLUMNS = ("name", "customer_name", "phone", "email", "mobile", "wechat")
 
@@ -59,7 +60,7 @@ def explain(customer_id: str, as_of: str | None = None, snapshot: Path | None = 
     snapshot = Path(snapshot or get_paths().publish)
     if not snapshot.exists():
         raise ExplainError(f"no published snapshot at {snapshot}: run the pipeline first (crmtier run)")
-    con = duckdb.connect(str(snapshot), read_only=True)
+    con = duckdb.connect(str(snapshot), read_only=True, config=duckdb_config())
     try:
         snap_date = con.execute("select as_of_date from _snapshot").fetchone()[0]
         day = date.fromisoformat(as_of) if as_of else snap_date

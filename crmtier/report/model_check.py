@@ -10,12 +10,13 @@ import json
 import sys
 
 from crmtier.paths import get_paths
+from crmtier.duckdb_config import duckdb_config
 
 
 def purchase_days(warehouse=None):
     import duckdb
 
-    con = duckdb.connect(str(warehouse or get_paths().warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse or get_paths().warehouse), read_only=True, config=duckdb_config())
     try:
         return con.execute("select customer_id, purchase_date, cast(purchase_value as double) as purchase_value, "
                            "as_of_date from intermediate.int_customer_purchase_days").df()
