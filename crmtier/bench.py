@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -92,6 +93,7 @@ class Measured:
     stages: dict = field(default_factory=dict)
     same_counts: bool | None = None
     note: str = ""
+    started_at: datetime | None = None
 
     def line(self) -> str:
         rss = f", peak RSS {self.rss / GIB:.2f} GiB ({self.rss_process})" if self.rss else ""
@@ -175,12 +177,13 @@ def pipeline_run(label: str, home: Path, landing: Path, as_of: str, check: bool 
         ensure_airflow_db(airflow_env())
     load = loadavg()
     with PeakRss() as peak:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), datetime.now(timezone.utc)
         code = run_dag(as_of, landing, quiet=True)
         seconds = time.monotonic() - started
     timings = home / "reports" / as_of / "timings.json"
     stages = {k: v["seconds"] for k, v in json.loads(timings.read_text()).items()} if timings.exists() else {}
     measured = Measured(label, seconds, load, loadavg(), code == 0, peak.peak, peak.name, stages)
+    measured.started_at = started_at
     if check and code == 0:
         hand, tiers, status = handwritten(landing, as_of)
         summary = summarize(home / "publish" / "crm.duckdb")
@@ -190,6 +193,69 @@ def pipeline_run(label: str, home: Path, landing: Path, as_of: str, check: bool 
             measured.note += f" pipeline {summary['tiers']} {summary['status']}; script {tiers} {status}"
     print(measured.line(), flush=True)
     return measured
+
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+)Z? ")
+DBT_STAMP = re.compile(r"(\d\d:\d\d:\d\d\.\d+) \[\w+ *\] \[MainThread\]: (.*)")
+
+
+def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, float]]:
+    """Where a run's time goes outside the stages' own work, from the timestamps of its log
+    (<home>/logs/run-<as-of>.log) and dbt's log: Airflow start-up and DAG parse, the execution API's
+    start-up, each task's overhead, each dbt invocation's start-up, parse and run, the GX import."""
+    lines = (home / "logs" / f"run-{as_of}.log").read_text(errors="replace").splitlines()
+    stamped = [(datetime.fromisoformat(m.group(1)).replace(tzinfo=timezone.utc), line)
+               for line in lines if (m := STAMP.match(line))]
+
+    def first(text: str, after: datetime = started) -> datetime | None:
+        return next((t for t, line in stamped if text in line and t >= after), None)
+
+    phases: list[tuple[str, float]] = []
+
+    def span(name: str, a: datetime | None, b: datetime | None) -> None:
+        if a and b:
+            phases.append((name, (b - a).total_seconds()))
+
+    bag = first("Filling up the DagBag")
+    span("process start + Airflow import (until DagBag fill)", started, bag)
+    created = first("Created dag run")
+    span("DAG parse, serialisation, DagRun created", bag, created)
+    ingest_run = first("[DAG TEST] running task")
+    span("execution API start-up (first task)", ingest_run, first("Task started", ingest_run or started))
+    gx = next((line for _, line in stamped if "GX imported in" in line), "")
+    if gx:
+        phases.append(("GX import (first gate)", float(re.search(r"GX imported in ([\d.]+)s", gx).group(1))))
+    timings = json.loads((home / "reports" / as_of / "timings.json").read_text())
+    tasks = {line.split("task_id=")[1].split()[0]: t for t, line in stamped if "[DAG TEST] starting task_id=" in line}
+    ends = {line.split("task_id=")[1].split()[0]: t for t, line in stamped if "[DAG TEST] end task task_id=" in line}
+    stage_of = {"ingest": "ingest", "gate_raw": "gate raw", "dbt_staging": "dbt staging", "gate_staging": "gate staging",
+                "dbt_marts": "dbt marts", "gate_marts": "gate marts", "gate_drift": "gate drift", "publish": "publish",
+                "outbox": "outbox"}
+    overhead = sum((ends[t] - tasks[t]).total_seconds() - timings.get(stage_of.get(t, ""), {}).get("seconds", 0)
+                   for t in tasks if t in ends)
+    phases.append((f"Airflow per-task overhead, {len(tasks)} tasks (task wall minus stage)", overhead))
+    span("all tasks (first start to last end)", min(tasks.values(), default=None), max(ends.values(), default=None))
+    # dbt: one child process per stage; its log has times of day (same day as the run)
+    dbt_log = home / "dbt_target" / "logs" / "dbt.log"
+    marks: list[tuple[datetime, str]] = []
+    for line in dbt_log.read_text(errors="replace").splitlines() if dbt_log.exists() else []:
+        m = DBT_STAMP.search(line)
+        if m:
+            t = datetime.combine(started.date(), datetime.strptime(m.group(1), "%H:%M:%S.%f").time(), timezone.utc)
+            if t >= started:
+                marks.append((t, m.group(2)))
+    launches = [t for t, line in stamped if "running " in line and "/dbt build" in line]
+    starts = [t for t, msg in marks if msg.startswith("Running with dbt")]
+    found = [t for t, msg in marks if msg.startswith("Found ")]
+    done = [t for t, msg in marks if "succeeded at" in msg or "failed at" in msg]
+    parse_note = [msg for _, msg in marks if "partial pars" in msg.lower() or "Nothing changed" in msg]
+    for i, (launch, start) in enumerate(zip(launches, starts)):
+        span(f"dbt #{i + 1}: process start + imports", launch, start)
+        if i < len(found):
+            span(f"dbt #{i + 1}: parse ({parse_note[i] if i < len(parse_note) else '?'})", start, found[i])
+        if i < len(found) and i < len(done):
+            span(f"dbt #{i + 1}: build", found[i], done[i])
+    return phases
 
 
 FLOOR_DAG = '''"""One task doing nothing: the floor of an embedded Airflow DagRun (crmtier.bench)."""
@@ -296,6 +362,9 @@ def main(argv=None) -> int:
     daily = pipeline_run(f"W{scale:g} daily: {new_orders + new_events:,} new rows", home, landing, day2)
     idle = pipeline_run(f"W{scale:g} no new files", home, landing, day3)
     floor = airflow_floor(home, day3)
+    print(f"where the fixed cost goes (run with no new files, as of {day3}; load {idle.load_before}):")
+    for name, seconds in fixed_cost(home, day3, idle.started_at):
+        print(f"  {name:62s} {seconds:6.1f}s")
     disk = disk_usage(home)
     runs += [cold, daily, idle]
 

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +39,10 @@ def _import_gx():
     """Import GX quietly: no analytics, no INFO chatter (hundreds of 'Skipping registering ...')."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    started = time.perf_counter()
     import great_expectations as gx
 
+    logging.getLogger("crmtier.gates").info("GX imported in %.2fs", time.perf_counter() - started)  # make bench
     _quiet_gx_logging()  # some GX modules set their own logger level at import
     return gx
 

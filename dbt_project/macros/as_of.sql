@@ -2,8 +2,10 @@
     rebuilt. The runner passes it in the environment (CRMTIER_AS_OF_DATE) rather than as a --vars
     value, because a changed var forces dbt to re-parse the whole project on every run; the var
     `as_of_date` is the fallback for dbt commands typed by hand. -#}
+{#- Read only when executing (`execute`): dbt records every env var a file reads while parsing and
+    re-parses those files when its value changes, i.e. on every new as-of date. -#}
 {% macro as_of_literal() -%}
-    {{ env_var('CRMTIER_AS_OF_DATE', var('as_of_date')) }}
+    {%- if execute -%}{{ env_var('CRMTIER_AS_OF_DATE', var('as_of_date')) }}{%- else -%}{{ var('as_of_date') }}{%- endif -%}
 {%- endmacro %}
 
 {% macro as_of_date() -%}
@@ -25,7 +27,7 @@
 
 {#- Hash of the thresholds and rule seeds that produced a row (set by the runner). -#}
 {% macro config_version() -%}
-    '{{ env_var("CRMTIER_CONFIG_VERSION", var("config_version")) }}'
+    '{%- if execute -%}{{ env_var("CRMTIER_CONFIG_VERSION", var("config_version")) }}{%- else -%}{{ var("config_version") }}{%- endif -%}'
 {%- endmacro %}
 
 {#- Label a value by sorted band edges: below the first edge, between edges, or at/after the last. -#}
