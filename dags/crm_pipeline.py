@@ -46,9 +46,9 @@ def crm_pipeline():
         return ingest_step(ds)
 
     @task
-    def gate_raw(load_ids: list[str]) -> dict:
+    def gate_raw(load_ids: list[str], ds=None) -> dict:
         from crmtier.pipeline import gate_step
-        return gate_step("raw", {"load_ids": load_ids})
+        return gate_step("raw", {"load_ids": load_ids, "as_of_date": ds})  # as_of_date: the run's timings
 
     @task
     def dbt_staging(ds=None, params=None) -> None:
