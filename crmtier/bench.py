@@ -248,11 +248,14 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
     starts = [t for t, msg in marks if msg.startswith("Running with dbt")]
     found = [t for t, msg in marks if msg.startswith("Found ")]
     done = [t for t, msg in marks if "succeeded at" in msg or "failed at" in msg]
-    parse_note = [msg for _, msg in marks if "partial pars" in msg.lower() or "Nothing changed" in msg]
+    parse_says = ("Unable to do partial parsing", "Partial parsing enabled:", "Nothing changed")
+
+    def parse_note(a: datetime, b: datetime) -> str:  # what dbt said about parsing in this invocation
+        return "; ".join(msg for t, msg in marks if a <= t <= b and msg.startswith(parse_says)) or "?"
     for i, (launch, start) in enumerate(zip(launches, starts)):
         span(f"dbt #{i + 1}: process start + imports", launch, start)
         if i < len(found):
-            span(f"dbt #{i + 1}: parse ({parse_note[i] if i < len(parse_note) else '?'})", start, found[i])
+            span(f"dbt #{i + 1}: parse ({parse_note(start, found[i])})", start, found[i])
         if i < len(found) and i < len(done):
             span(f"dbt #{i + 1}: build", found[i], done[i])
     return phases
