@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from crmtier.duckdb_config import duckdb_config
-from crmtier.publish import publish_snapshot
+from crmtier.delivery.publish import publish_snapshot
 
 
 def load() -> str:
