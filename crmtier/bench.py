@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -177,7 +177,7 @@ def pipeline_run(label: str, home: Path, landing: Path, as_of: str, check: bool 
         ensure_airflow_db(airflow_env())
     load = loadavg()
     with PeakRss() as peak:
-        started, started_at = time.monotonic(), datetime.now(timezone.utc)
+        started, started_at = time.monotonic(), datetime.now(UTC)
         code = run_dag(as_of, landing, quiet=True)
         seconds = time.monotonic() - started
     timings = home / "reports" / as_of / "timings.json"
@@ -204,7 +204,7 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
     (<home>/logs/run-<as-of>.log) and dbt's log: Airflow start-up and DAG parse, the execution API's
     start-up, each task's overhead, each dbt invocation's start-up, parse and run, the GX import."""
     lines = (home / "logs" / f"run-{as_of}.log").read_text(errors="replace").splitlines()
-    stamped = [(datetime.fromisoformat(m.group(1)).replace(tzinfo=timezone.utc), line)
+    stamped = [(datetime.fromisoformat(m.group(1)).replace(tzinfo=UTC), line)
                for line in lines if (m := STAMP.match(line))]
 
     def first(text: str, after: datetime = started) -> datetime | None:
@@ -241,7 +241,7 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
     for line in dbt_log.read_text(errors="replace").splitlines() if dbt_log.exists() else []:
         m = DBT_STAMP.search(line)
         if m:
-            t = datetime.combine(started.date(), datetime.strptime(m.group(1), "%H:%M:%S.%f").time(), timezone.utc)
+            t = datetime.combine(started.date(), datetime.strptime(m.group(1), "%H:%M:%S.%f").time(), UTC)
             if t >= started:
                 marks.append((t, m.group(2)))
     launches = [t for t, line in stamped if "running " in line and "/dbt build" in line]

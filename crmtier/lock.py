@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from crmtier.duckdb_config import duckdb_config
@@ -54,7 +54,7 @@ class RunLock:
         return (f"another run (pid {info.get('pid', '?')}, as-of date {info.get('as_of', '?')}, "
                 f"started at {info.get('started_at', '?')}) holds {self.what} ({self.path})")
 
-    def acquire(self, as_of: str, wait: bool = False, on_wait=None) -> "RunLock":
+    def acquire(self, as_of: str, wait: bool = False, on_wait=None) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -67,7 +67,7 @@ class RunLock:
                     on_wait(self.describe_holder())
                 fcntl.flock(fd, fcntl.LOCK_EX)
             info = {"pid": os.getpid(), "as_of": as_of,
-                    "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+                    "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
         except BaseException:

@@ -10,14 +10,14 @@ import inspect
 import json
 import logging
 import os
-from contextlib import contextmanager
 import time
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
+from crmtier.duckdb_config import duckdb_config
 from crmtier.faults import fault_point
 from crmtier.paths import get_paths
-from crmtier.duckdb_config import duckdb_config
 
 log = logging.getLogger("crmtier")
 
@@ -53,8 +53,8 @@ def writer_step():
 def clean_dead_run_leftovers() -> None:
     """Remove what a killed run left (temporary snapshot and outbox folders, their WAL) and replay
     the warehouse's write-ahead log; say so."""
-    from crmtier.lock import clean_leftovers, wait_for_warehouse
     from crmtier.delivery.outbox import outbox_dir
+    from crmtier.lock import clean_leftovers, wait_for_warehouse
 
     paths = get_paths()
     reports = [d for d in paths.reports.iterdir() if d.is_dir()] if paths.reports.is_dir() else []
@@ -80,7 +80,7 @@ def timed(stage: str):
         def run(*args, **kwargs):
             arguments = signature.bind(*args, **kwargs).arguments
             as_of = arguments.get("as_of_date") or (arguments.get("params") or {}).get("as_of_date")
-            started, clock = datetime.now(timezone.utc).isoformat(), time.perf_counter()
+            started, clock = datetime.now(UTC).isoformat(), time.perf_counter()
             try:
                 return step(*args, **kwargs)
             finally:

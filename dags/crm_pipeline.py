@@ -17,8 +17,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from crmtier.airflow_setup import WAREHOUSE_POOL, runs_in_scheduler, snapshot_asset
-from crmtier.layout import EARLIEST_DATE
 from crmtier.delivery.notifiers import ConnectionsNotifier
+from crmtier.layout import EARLIEST_DATE
 from crmtier.pipeline import on_failure
 
 on_failed = [on_failure, ConnectionsNotifier("failure")]  # log and CRMTIER_NOTIFY_*; Airflow Connections

@@ -1,8 +1,12 @@
 """Usage: python docs/bench_publish.py WAREHOUSE WORKDIR SCALE DATES
 
 Publish time on a ~50k-customer history: old layout (Parquet partitions >= as-of + views) vs new (history in the file)."""
-import importlib.util, shutil, sys, time
+import importlib.util
+import shutil
+import sys
+import time
 from pathlib import Path
+
 import duckdb
 
 src = Path(sys.argv[1]); work = Path(sys.argv[2]); scale = int(sys.argv[3]); dates = int(sys.argv[4])
@@ -37,6 +41,7 @@ def load(path, name):
 old = load("/tmp/publish_old.py", "publish_old")  # from: git show c137b54:crmtier/delivery/publish.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import crmtier.delivery.publish as new
+
 for name, mod in (("old (partitions >= as-of, views)", old), ("new (history inside the file)", new)):
     times = []
     for i in range(3):

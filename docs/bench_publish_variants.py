@@ -11,8 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from crmtier.duckdb_config import duckdb_config
 from crmtier.delivery.publish import publish_snapshot
+from crmtier.duckdb_config import duckdb_config
 
 
 def load() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
@@ -29,7 +29,7 @@ def contacts_run(tmp_path_factory):
              "S102,Pro Co,2010-02-01 09:00:00,,premium",
              "S103,Odd Co,2010-02-01 09:00:00,lots,enterprise"]   # not a number: the plan rule still applies
     write_csv(landing / "generic/customers/contacts.csv", "customer_id,name,created_at,contract_value,plan", rows)
-    exported = datetime(2011, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+    exported = datetime(2011, 3, 15, 12, 0, tzinfo=UTC).timestamp()
     os.utime(landing / "generic/customers/contacts.csv", (exported, exported))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CRMTIER_HOME", str(home))

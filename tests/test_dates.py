@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from crmtier.cli import main, run_dag
-from crmtier.samples.generate import generate
 from crmtier.paths import DAGS_DIR
+from crmtier.samples.generate import generate
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import yaml
 from crmtier.dbt_runner import DbtFailed, run_dbt
 from crmtier.ingest.landing import ingest_landing
 from crmtier.paths import DBT_PROJECT_DIR
-from crmtier.samples.generate import generate
 from crmtier.pipeline import stage_args
+from crmtier.samples.generate import generate
 
 pytestmark = pytest.mark.integration
 

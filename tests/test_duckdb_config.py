@@ -6,8 +6,14 @@ import duckdb
 import pytest
 import yaml
 
-from crmtier.duckdb_config import (DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, TEMP_DIRECTORY_ENV, THREADS_ENV,
-                                   duckdb_config, duckdb_env)
+from crmtier.duckdb_config import (
+    DEFAULT_MEMORY_LIMIT,
+    MEMORY_LIMIT_ENV,
+    TEMP_DIRECTORY_ENV,
+    THREADS_ENV,
+    duckdb_config,
+    duckdb_env,
+)
 from crmtier.paths import DBT_PROJECT_DIR
 
 pytestmark = pytest.mark.unit

@@ -103,7 +103,7 @@ def build_warehouse(path: Path, n_customers: int = 50, n_orders: int = 200, n_ev
 
     # marts for as-of 2026-11-01: 10% vip, 10% new
     con.execute("create table marts.dim_customers as select customer_id, gender, province from staging.stg_crm__customers")
-    con.execute(f"""create table marts.customer_value_scores as
+    con.execute("""create table marts.customer_value_scores as
         select customer_id, 1 + i % 5 as r_score, 1 + (i * 3) % 5 as f_score, 1 + (i * 7) % 5 as m_score,
                round((i % 100) / 99.0, 4) as value_score
         from (select customer_id, row_number() over (order by customer_id) - 1 as i from marts.dim_customers)""")
@@ -288,8 +288,8 @@ def test_marts_gate_fails(good_db):
            f"update marts.customer_tiers set tier = 'gold' where customer_id in ('C0001', 'C0002') and as_of_date = '{AS_OF}'",
            f"update marts.customer_tiers set tier_reason = null where customer_id = 'C0003' and as_of_date = '{AS_OF}'",
            f"insert into marts.customer_tiers select * from marts.customer_tiers where customer_id = 'C0004' and as_of_date = '{AS_OF}'",
-           f"delete from marts.customer_status where customer_id = 'C0005'",
-           f"update marts.customer_status set status = 'sleeping' where customer_id = 'C0006'",
+           "delete from marts.customer_status where customer_id = 'C0005'",
+           "update marts.customer_status set status = 'sleeping' where customer_id = 'C0006'",
            "update marts.customer_value_scores set r_score = 6 where customer_id = 'C0007'",
            "update marts.customer_value_scores set value_score = 1.5 where customer_id = 'C0008'",
            f"update marts.customer_tiers set tier = 'vip' where customer_id between 'C0010' and 'C0019' and as_of_date = '{AS_OF}'")

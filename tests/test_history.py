@@ -33,8 +33,8 @@ import pytest
 
 from crmtier.cli import run_dag
 from crmtier.dbt_runner import run_dbt
-from crmtier.samples.generate import generate_frames
 from crmtier.paths import DBT_PROJECT_DIR
+from crmtier.samples.generate import generate_frames
 
 pytestmark = pytest.mark.e2e
 

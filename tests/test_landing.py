@@ -322,7 +322,7 @@ def test_every_file_in_the_landing_folder_is_read_or_reported(tmp_path, db):
 
 
 def test_ingest_report_lists_files_not_read(tmp_path, db, monkeypatch):
-    from crmtier.ingest.quarantine_report import render_markdown, build_report
+    from crmtier.ingest.quarantine_report import build_report, render_markdown
 
     landing = tmp_path / "landing"
     write_csv(landing / "generic/orders/o.csv", ORDERS, ["O1,C1,2026-10-01,10,CNY,paid"])

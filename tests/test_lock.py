@@ -11,8 +11,8 @@ import sys
 import duckdb
 import pytest
 
-from crmtier.lock import LockBusy, clean_leftovers, home_lock, wait_for_warehouse
 from crmtier.delivery.masking import mask_raw_values, mask_text
+from crmtier.lock import LockBusy, clean_leftovers, home_lock, wait_for_warehouse
 from crmtier.permissions import secure_home
 
 pytestmark = pytest.mark.integration

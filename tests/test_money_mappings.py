@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crmtier.ingest.mappings import MappingError, load_mapping, load_mapping_file
 from crmtier.ingest.errors import FileRejected
+from crmtier.ingest.mappings import MappingError, load_mapping, load_mapping_file
 from crmtier.ingest.vendor import normalize_file
 
 pytestmark = pytest.mark.unit

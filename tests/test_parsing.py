@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from crmtier.ingest.parsing import (
     build_vocab,
-    normalize_currency,
     excel_serial_to_datetime,
     map_vocab,
     map_vocab_series,
+    normalize_currency,
     normalize_phone,
     normalize_phone_series,
     normalize_text,

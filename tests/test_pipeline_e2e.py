@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from crmtier.cli import run_dag
-from crmtier.samples.generate import generate
 from crmtier.paths import get_paths
+from crmtier.samples.generate import generate
 from tests.conftest import write_csv
 from tests.reference import counts, reference_outputs
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from crmtier.dbt_runner import run_dbt
-from crmtier.samples.generate import generate
 from crmtier.ingest.landing import ingest_landing
 from crmtier.paths import DBT_PROJECT_DIR
+from crmtier.samples.generate import generate
 
 pytestmark = pytest.mark.integration
 

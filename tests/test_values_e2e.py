@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,7 @@ from tests.conftest import write_csv
 pytestmark = pytest.mark.e2e
 
 AS_OF = "2011-03-15"  # outside the current year; US summer time from 2011-03-13, Europe/Berlin still CET
-EXPORTED = datetime(2011, 3, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+EXPORTED = datetime(2011, 3, 15, 12, 0, tzinfo=UTC).timestamp()
 
 # A source of our own (CRMTIER_SOURCES_DIR): the generic layout read through the mapping path,
 # with customer ids matched case-insensitively.

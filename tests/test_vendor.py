@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from crmtier.ingest.encodings import detect_encoding, read_table, read_text_table
-from crmtier.ingest.mappings import MappingError, list_sources, load_mapping
 from crmtier.ingest.errors import FileRejected
+from crmtier.ingest.mappings import MappingError, list_sources, load_mapping
 from crmtier.ingest.vendor import NormalizedFile, normalize_file
 from crmtier.samples.vendor_export import write_vendor_export
 

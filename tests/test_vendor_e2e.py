@@ -6,8 +6,8 @@ import duckdb
 import pytest
 
 from crmtier.cli import run_dag
-from crmtier.samples.generate import generate_frames
 from crmtier.paths import get_paths
+from crmtier.samples.generate import generate_frames
 from crmtier.samples.vendor_export import write_vendor_export
 
 pytestmark = pytest.mark.e2e

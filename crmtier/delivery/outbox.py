@@ -39,8 +39,8 @@ from datetime import date
 from pathlib import Path
 
 from crmtier.delivery.durable import fsync_dir
-from crmtier.faults import fault_point
 from crmtier.duckdb_config import duckdb_config
+from crmtier.faults import fault_point
 
 log = logging.getLogger(__name__)
 

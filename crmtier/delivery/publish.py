@@ -32,9 +32,9 @@ from pathlib import Path
 import duckdb
 
 from crmtier.delivery.durable import fsync_dir
+from crmtier.duckdb_config import duckdb_config
 from crmtier.faults import fault_point
 from crmtier.permissions import share_published
-from crmtier.duckdb_config import duckdb_config
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _copy_history(con: duckdb.DuckDBPyConnection, catalog: str, table: str, date
     match the warehouse (same columns, same count); else the table is copied whole."""
     if incremental and date_column is not None and \
             _columns(con, catalog, "main", table) == _columns(con, "wh", "history", table):
-        before = "where {c} < ?::date".format(c=date_column)
+        before = f"where {date_column} < ?::date"
         kept = con.execute(f"select count(*) from main.{table} {before}", [as_of_date]).fetchone()[0]
         if kept == con.execute(f"select count(*) from wh.history.{table} {before}", [as_of_date]).fetchone()[0]:
             con.execute(f"delete from main.{table} where {date_column} >= ?::date", [as_of_date])

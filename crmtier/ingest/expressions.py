@@ -35,9 +35,10 @@ Grammar (keywords are case-insensitive)::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
-from typing import Any, Callable
+from decimal import Decimal, localcontext
+from typing import Any
 
 __all__ = ["ExpressionError", "EvalError", "Expression", "compile_expression", "parse_number"]
 

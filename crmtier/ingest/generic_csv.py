@@ -19,7 +19,6 @@ from pathlib import Path
 from crmtier.ingest.errors import FileRejected
 from crmtier.layout import COLUMNS, REQUIRED
 
-
 MAX_HEADER_BYTES = 16 << 20  # a header longer than this is not a header
 
 

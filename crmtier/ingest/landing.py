@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -57,7 +57,7 @@ class IngestSettings:
     max_days_after_export: int = 1  # ...and so are timestamps after the export date + this
 
     @classmethod
-    def from_env(cls) -> "IngestSettings":
+    def from_env(cls) -> IngestSettings:
         from crmtier.quality.gates import load_gates  # the staging gate's bound: one definition
 
         thresholds = load_gates().get("thresholds") or {}
@@ -342,7 +342,7 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
         if extra:
             outcome.message = f"extra columns kept in _extra: {', '.join(extra)}"
         if _stat(path) != stat:
-            raise FileChanged(f"changed while it was read (still being written); read on a later run")
+            raise FileChanged("changed while it was read (still being written); read on a later run")
         _insert_log(con, outcome, exported_at, extra)
         # time zone and id matching staging applies to this load (vendor files are already UTC)
         load_settings.record(con, load_id, source, entity, converted_to_utc=not generic_csv)
@@ -405,7 +405,7 @@ def retract_load(db_path: str | Path, load_id: str, note: str = "") -> dict:
         if status != "loaded":
             raise ValueError(f"load {load_id} ({file_name}) has status {status!r}: only a loaded file can be retracted")
         con.execute("begin transaction")
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         rows, bad = _remove_load(con, load_id, entity, "retracted",
                                  f"retracted {stamp}" + (f": {note}" if note else ""))
         con.execute("commit")
@@ -417,7 +417,7 @@ def retract_load(db_path: str | Path, load_id: str, note: str = "") -> dict:
 
 def _mtime(path: Path) -> datetime:
     """The file's modified time (UTC, naive): when the export was made, as far as we can tell."""
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).replace(tzinfo=None)
 
 
 def _insert_log(con, outcome: FileOutcome, exported_at, extra: list[str]) -> None:

@@ -92,9 +92,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from crmtier import layout
-from crmtier.layout import AMOUNT_DECIMALS  # more decimals are quarantined unless `amount_round` says
 from crmtier.ingest.expressions import Expression, ExpressionError, compile_expression
 from crmtier.ingest.parsing import DATE_ORDERS, build_vocab, vocab_key
+from crmtier.layout import AMOUNT_DECIMALS  # more decimals are quarantined unless `amount_round` says
 
 __all__ = [
     "CANONICAL_COLUMNS",

@@ -29,9 +29,11 @@ import datetime as _dt
 import math
 import re
 import unicodedata
+from collections.abc import Iterable
+from collections.abc import Mapping as _MappingABC
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Iterable, Mapping as _MappingABC, NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -454,7 +456,7 @@ def _parse_ts_cached(text: str, order: str, tz: str, formats: tuple[str, ...]) -
             else:
                 zone = _zone(tz)
                 if zone is not None:
-                    value = value.replace(tzinfo=zone).astimezone(_dt.timezone.utc).replace(tzinfo=None)
+                    value = value.replace(tzinfo=zone).astimezone(_dt.UTC).replace(tzinfo=None)
         except OverflowError:
             return None, "timestamp out of range"
     v = value

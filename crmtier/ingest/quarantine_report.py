@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import duckdb
+
 from crmtier.duckdb_config import duckdb_config
 
 SAMPLES_PER_REASON = 5

@@ -273,7 +273,7 @@ def _declared_decimals(vals: np.ndarray, why: np.ndarray, round_to: int | None):
     return vals, why, rounded
 
 
-def _check_order_lines(values: dict[str, np.ndarray], bad: np.ndarray, reasons: "_Reasons") -> None:
+def _check_order_lines(values: dict[str, np.ndarray], bad: np.ndarray, reasons: _Reasons) -> None:
     """Lines of one order (same order id) must agree on customer, status and currency: a line
     that does not is quarantined (the first valid line of the order sets them)."""
     first: dict[str, tuple] = {}

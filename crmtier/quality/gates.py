@@ -29,8 +29,15 @@ from typing import Any
 from crmtier.duckdb_config import duckdb_config
 from crmtier.quality.config import GateConfigError, load_gates, load_suite_dict, render_sql
 from crmtier.quality.messages import format_gate_message
-from crmtier.quality.validation import (DEFAULT_WEIGHT_COLUMN, _build_suite, _disable_progress_bars, _import_gx,
-                                        _jsonable, _Validator, validate_frame)
+from crmtier.quality.validation import (
+    DEFAULT_WEIGHT_COLUMN,
+    _build_suite,
+    _disable_progress_bars,
+    _import_gx,
+    _jsonable,
+    _Validator,
+    validate_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +233,7 @@ def _write_results(results_dir: Path, gate: str, params: dict, values: dict, res
     )
 
     results_dir.mkdir(parents=True, exist_ok=True)
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     run_id = RunIdentifier(run_name=f"{gate}-gate", run_time=now)
     summary_dir = results_dir / "gate_results" / gate
     summary_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 from crmtier.paths import get_paths
@@ -22,7 +22,7 @@ def collect(as_of_date: str, snapshot: Path | None = None) -> dict:
 
     snapshot = Path(snapshot or get_paths().publish)
     return {"snapshot": snapshot_data(snapshot, as_of_date), "labels": labels(), "run": run_files(as_of_date),
-            "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def build_report(as_of_date: str, snapshot: Path | None = None) -> Path:

@@ -14,8 +14,8 @@ import re
 from datetime import date
 from pathlib import Path
 
-from crmtier.paths import get_paths
 from crmtier.duckdb_config import duckdb_config
+from crmtier.paths import get_paths
 
 CONTACT_COLUMNS = ("name", "customer_name", "phone", "email", "mobile", "wechat")
 

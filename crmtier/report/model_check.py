@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from crmtier.paths import get_paths
 from crmtier.duckdb_config import duckdb_config
+from crmtier.paths import get_paths
 
 
 def purchase_days(warehouse=None):

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from crmtier.layout import COLUMNS, ENTITIES, EVENT_TYPES, GENDERS, ORDER_STATUSES
+from crmtier.layout import COLUMNS, ENTITIES, EVENT_TYPES, ORDER_STATUSES
 
 ORDER_STATUS_P = (0.88, 0.07, 0.05)  # in ORDER_STATUSES order
 CURRENCIES = ("CNY", "USD")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import os
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -77,7 +78,7 @@ def _zone_or_none(tz: str) -> ZoneInfo | None:
 
 def _to_local(ts: _dt.datetime, tz: str) -> _dt.datetime:
     zone = _zone_or_none(tz)
-    aware = ts.replace(tzinfo=_dt.timezone.utc)
+    aware = ts.replace(tzinfo=_dt.UTC)
     return aware.astimezone(zone) if zone is not None else aware
 
 
