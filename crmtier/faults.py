@@ -9,8 +9,10 @@ in, deliveries not yet committed).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from pathlib import Path
 
 FAULT_ENV = "CRMTIER_FAULT_AT"
 
@@ -29,7 +31,7 @@ def _other_pids_in_session(session: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if _session_of(open(f"/proc/{entry.name}/stat").read()) == session:
+                if _session_of(Path(f"/proc/{entry.name}/stat").read_text()) == session:
                     pids.append(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue  # the process ended while we looked
@@ -45,9 +47,7 @@ def fault_point(point: str) -> None:
         return
     session = os.getsid(0)
     for pid in _other_pids_in_session(session):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -15,6 +15,7 @@ Only what differs between a container and this machine is overridden (paths, loo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import re
@@ -388,10 +389,8 @@ def stop_group(pid: int, service: str, grace: float = 30) -> None:
         time.sleep(0.5)
     if group_alive(pid):
         log(f"{service}: still running after {grace:.0f}s, killing")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def group_members(pgid: int) -> list[int]:

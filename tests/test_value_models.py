@@ -198,7 +198,7 @@ def test_visit_to_purchase_conversion_matches_pandas(generated):
     )
     for window in (30, 365):
         since = AS_OF_DAY - pd.Timedelta(days=window - 1)
-        in_window = lambda d: (pd.to_datetime(d) >= since) & (pd.to_datetime(d) <= AS_OF_DAY)  # noqa: E731
+        in_window = lambda d, since=since: (pd.to_datetime(d) >= since) & (pd.to_datetime(d) <= AS_OF_DAY)  # noqa: E731
         visits = events[in_window(events["event_date"]) & events["event_type"].isin(["web_visit", "page_view"])]
         buys = orders[in_window(orders["order_date"]) & orders["is_paid"]]
         frame = conversion.set_index("customer_id")

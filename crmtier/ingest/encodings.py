@@ -173,9 +173,9 @@ def detect_encoding(path: str | os.PathLike[str] | None = None, *, data: bytes |
     # cp949, big5 or even cp1252).  This project's legacy-encoded exports are Chinese: take
     # GB18030 when it is one of the candidates, decodes strictly and yields Chinese text.
     gb = next((m for m in results if _norm_codec(m.encoding) in _CN_FAMILY), None)
-    if gb is not None and gb.chaos <= best.chaos + 0.1 and _strict_ok(data, "gb18030"):
-        if _cjk_share(data.decode("gb18030")) >= 0.8:
-            return "gb18030"
+    if (gb is not None and gb.chaos <= best.chaos + 0.1 and _strict_ok(data, "gb18030")
+            and _cjk_share(data.decode("gb18030")) >= 0.8):
+        return "gb18030"
     if enc in _OTHER_CJK and _strict_ok(data, "gb18030") and _cjk_share(data.decode("gb18030")) >= 0.8:
         return "gb18030"
     if enc in _WESTERN_SINGLE and _strict_ok(data, "cp1252"):

@@ -36,7 +36,7 @@ def _readable_copy(path: Path):
     `\\r\\n` and a lone `\\r` in one file, which DuckDB's CSV reader refuses) made `\\n`; in a
     temporary folder, under the original name (without `.gz`). Unchanged files are read in place."""
     gz = path.name.lower().endswith(".gz")
-    mixed = _has_mixed_line_endings(path) if not path.suffix.lower() == ".xlsx" else False
+    mixed = _has_mixed_line_endings(path) if path.suffix.lower() != ".xlsx" else False
     if not gz and not mixed:
         yield path
         return

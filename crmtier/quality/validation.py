@@ -3,6 +3,7 @@ built from its JSON, and the GX result rewritten with weighted (true table) row 
 GX and pandas are imported inside functions: importing this module is cheap."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -30,9 +31,9 @@ _FRAME_POSITION_KEYS = ("unexpected_list", "unexpected_index_list", "partial_une
 
 def _quiet_gx_logging() -> None:
     for name, logger in list(logging.root.manager.loggerDict.items()):
-        if name.startswith("great_expectations") and isinstance(logger, logging.Logger):
-            if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-                logger.setLevel(logging.WARNING)
+        if (name.startswith("great_expectations") and isinstance(logger, logging.Logger)
+                and (logger.level == logging.NOTSET or logger.level < logging.WARNING)):
+            logger.setLevel(logging.WARNING)
 
 
 def _import_gx():
@@ -127,10 +128,8 @@ def _prepare_frame(frame: pd.DataFrame, weight_column: str | None) -> tuple[pd.D
         # GX's between() only handles datetime64[ns] natively; DuckDB gives datetime64[us].
         if pd.api.types.is_datetime64_any_dtype(dtype) and str(dtype) != "datetime64[ns]" \
                 and not isinstance(dtype, pd.DatetimeTZDtype):
-            try:
+            with contextlib.suppress(OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
                 gx_frame[col] = gx_frame[col].astype("datetime64[ns]")
-            except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
-                pass
     return gx_frame, samples, weight_column
 
 
@@ -141,10 +140,8 @@ def _py(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_py(v) for v in value]
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             value = value.tolist()
-        except (TypeError, ValueError):
-            pass
         if isinstance(value, list):
             return [_py(v) for v in value]
     try:

@@ -209,7 +209,7 @@ def _run_lbfgsb(fun, u0: np.ndarray, bounds, names: tuple[str, ...]):
         msg = f"optimiser did not converge: {msg} (projected gradient {pg_norm:.1e})"
     else:
         msg = f"converged in {res.nit} iterations"
-    at_bound = [n for n, ui, l, h in zip(names, u, lo, hi) if ui <= l + 1e-9 or ui >= h - 1e-9]
+    at_bound = [n for n, ui, low, high in zip(names, u, lo, hi) if ui <= low + 1e-9 or ui >= high - 1e-9]
     if at_bound:
         msg += "; parameter(s) at bound: " + ", ".join(at_bound)
     return u, converged, msg, res
