@@ -228,9 +228,9 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
     timings = json.loads((home / "reports" / as_of / "timings.json").read_text())
     tasks = {line.split("task_id=")[1].split()[0]: t for t, line in stamped if "[DAG TEST] starting task_id=" in line}
     ends = {line.split("task_id=")[1].split()[0]: t for t, line in stamped if "[DAG TEST] end task task_id=" in line}
-    stage_of = {"ingest": "ingest", "gate_raw": "gate raw", "dbt_staging": "dbt staging", "gate_staging": "gate staging",
-                "dbt_marts": "dbt marts", "gate_marts": "gate marts", "gate_drift": "gate drift", "publish": "publish",
-                "outbox": "outbox"}
+    stage_of = {"ingest": "ingest", "gate_raw": "gate raw", "dbt_staging": "dbt staging",
+                "gate_staging": "gate staging", "dbt_marts": "dbt marts", "gate_marts": "gate marts",
+                "gate_drift": "gate drift", "publish": "publish", "outbox": "outbox"}
     overhead = sum((ends[t] - tasks[t]).total_seconds() - timings.get(stage_of.get(t, ""), {}).get("seconds", 0)
                    for t in tasks if t in ends)
     phases.append((f"Airflow per-task overhead, {len(tasks)} tasks (task wall minus stage)", overhead))
@@ -409,8 +409,9 @@ def main(argv=None) -> int:
                      f"{peak.label})", "≤ 4 GiB" if scale <= 10 else "≤ 16 GiB",
                      peak.rss <= (4 if scale <= 10 else 16) * GIB, peak.load_before))
     if scale >= 100:
-        table.append(row(f"{w} completes", f"{'yes' if cold.ok else 'NO'}: {cold.seconds:.0f}s, home {disk / 1e9:.1f} GB "
-                         "on disk", "≤ 16 GiB RSS", cold.ok and peak.rss <= 16 * GIB, cold.load_before))
+        table.append(row(f"{w} completes",
+                         f"{'yes' if cold.ok else 'NO'}: {cold.seconds:.0f}s, home {disk / 1e9:.1f} GB on disk",
+                         "≤ 16 GiB RSS", cold.ok and peak.rss <= 16 * GIB, cold.load_before))
     else:
         table.append(row("W100", "not run here (`make bench SCALE=100`)", "completes, ≤ 16 GiB", None, ""))
     table.append(row(f"{w} cold / W{tenth:g} cold", f"{cold.seconds / cold_small.seconds:.1f} "

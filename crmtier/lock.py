@@ -122,7 +122,8 @@ def holder_of(error: Exception) -> str:
 
 
 def is_lock_error(error: Exception) -> bool:
-    return "lock" in str(error).lower() and ("conflicting" in str(error).lower() or "could not set" in str(error).lower())
+    return "lock" in str(error).lower() and (
+        "conflicting" in str(error).lower() or "could not set" in str(error).lower())
 
 
 def wait_for_warehouse(warehouse: str | Path, wait_seconds: float | None = None, log=None) -> None:

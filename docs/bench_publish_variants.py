@@ -67,7 +67,8 @@ def main() -> None:
     con.execute(f"attach '{wh}' as wh (read_only)")
     con.execute(f"copy from database wh to {out.stem}")
     con.close()
-    print(f"ATTACH + COPY FROM DATABASE: {time.monotonic() - started:.1f}s, {out.stat().st_size / 1e6:.0f} MB [load {was}]")
+    print(f"ATTACH + COPY FROM DATABASE: {time.monotonic() - started:.1f}s, "
+          f"{out.stat().st_size / 1e6:.0f} MB [load {was}]")
     started = time.monotonic()
     shutil.copyfile(target, work / "plain_copy.duckdb")
     print(f"plain file copy of the snapshot: {time.monotonic() - started:.1f}s")

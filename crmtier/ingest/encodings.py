@@ -255,7 +255,8 @@ def _line_offset(text: str, line: int) -> int:
 def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed: bool = False) -> RawTable:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
-        raise FileRejected(f"{name}: undecodable bytes: NUL characters after decoding as {encoding} (binary file or wrong encoding)")
+        raise FileRejected(f"{name}: undecodable bytes: NUL characters after decoding as {encoding} "
+                           "(binary file or wrong encoding)")
     if not text.strip():
         raise FileRejected(f"{name}: empty file (no header, no data rows)")
     n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
@@ -312,7 +313,8 @@ def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed:
         except csv.Error as exc:
             if "unexpected end of data" in str(exc):
                 raise FileRejected(
-                    f"{name}: truncated last line: unterminated quoted field in the record starting at line {last_start}"
+                    f"{name}: truncated last line: unterminated quoted field in the record "
+                    f"starting at line {last_start}"
                 ) from None
         last = rows[-1]
         if len(last) < len(header) and row_numbers[-1] == data_no:

@@ -188,8 +188,9 @@ def discover(landing: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[str
         source = rel.parts[0] if len(rel.parts) > 1 else "(landing)"
         entity = rel.parts[1] if len(rel.parts) > 2 else "(none)"
         if len(rel.parts) != 3:
-            misplaced.append((source, entity, path, f"{rel} is not in <source>/<entity>/: files are read from "
-                                                    f"<landing>/<source>/<entity>/<file>, e.g. generic/orders/export.csv"))
+            misplaced.append((source, entity, path,
+                              f"{rel} is not in <source>/<entity>/: files are read from "
+                              f"<landing>/<source>/<entity>/<file>, e.g. generic/orders/export.csv"))
         elif source not in sources:
             misplaced.append((source, entity, path, f"unknown source folder {source!r}: known sources are "
                                                     f"{', '.join(sources)} (a mapping file <source>.yaml adds one)"))
@@ -260,7 +261,8 @@ def ingest_landing(db_path: str | Path, landing: str | Path, settings: IngestSet
             report.files.append(outcome)
         known = {}
         for row in con.execute("""select source, entity, file_hash, status, file_name, load_id from raw.load_log
-                                  where status in ('loaded', 'retracted', 'superseded') order by load_seq""").fetchall():
+                                  where status in ('loaded', 'retracted', 'superseded')
+                                  order by load_seq""").fetchall():
             known[row[:3]] = row[3:]
         seen_this_run: set[tuple[str, str, str]] = set()
         for source, entity, path, stat in complete_files(candidates, settings, report, landing):
@@ -348,7 +350,8 @@ def _load_file(con, source: str, entity: str, path: Path, digest: str, load_id: 
         load_settings.record(con, load_id, source, entity, converted_to_utc=not generic_csv)
         replaced = _supersede_partial_loads(con, source, entity, path, load_id)
         if replaced:
-            outcome.message = "; ".join(filter(None, [outcome.message, f"replaces partial load(s) {', '.join(replaced)}"]))
+            outcome.message = "; ".join(filter(None, [outcome.message,
+                                                       f"replaces partial load(s) {', '.join(replaced)}"]))
             con.execute("update raw.load_log set message = ? where load_id = ?", [outcome.message, load_id])
         con.execute("commit")
     except FileRejected as exc:

@@ -487,7 +487,8 @@ def _parse_vocab(path: Path, ek: str, entity: str, raw: dict) -> tuple[dict[str,
         for canon, aliases in table.items():
             canon = str(canon)
             if col in VOCAB_VALUES and canon not in VOCAB_VALUES[col]:
-                raise _err(path, f"{vk}.{canon}", f"not a canonical {col}; expected one of {', '.join(VOCAB_VALUES[col])}")
+                raise _err(path, f"{vk}.{canon}",
+                           f"not a canonical {col}; expected one of {', '.join(VOCAB_VALUES[col])}")
             spec[canon] = _str_list(path, f"{vk}.{canon}", aliases)
         try:
             vocab[col] = build_vocab(spec)
@@ -515,7 +516,8 @@ def _parse_exclude(path: Path, ek: str, entity: str, raw: dict,
 
 
 def _parse_entity(
-    path: Path, source: str, entity: str, raw: Any, settings: dict[str, Any], export_base: dict[str, Any], export_raw: Any
+    path: Path, source: str, entity: str, raw: Any, settings: dict[str, Any], export_base: dict[str, Any],
+    export_raw: Any,
 ) -> EntityMapping:
     ek = f"entities.{entity}"
     if not isinstance(raw, dict):
@@ -538,7 +540,8 @@ def _parse_entity(
     for name, spec_raw in cols_raw.items():
         ck = f"{ek}.columns.{name}"
         if name not in allowed:
-            raise _err(path, ck, f"not a canonical {entity} column; expected one of {', '.join(CANONICAL_COLUMNS[entity] + PSEUDO_COLUMNS[entity])}")
+            expected = ", ".join(CANONICAL_COLUMNS[entity] + PSEUDO_COLUMNS[entity])
+            raise _err(path, ck, f"not a canonical {entity} column; expected one of {expected}")
         spec = _parse_column(path, ck, name, spec_raw)
         for h in spec.all_headers():
             hk = vocab_key(h)
@@ -591,7 +594,8 @@ def _parse_entity(
                                f"result {value!r} is not a {col} of the vocabulary ({', '.join(vocab_spec[col])})")
     for col, value in constants.items():
         if col in vocab and vocab_key(value) not in vocab[col]:
-            raise _err(path, f"{ek}.constants.{col}", f"{value!r} is not a {col} of the vocabulary ({', '.join(vocab_spec[col])})")
+            raise _err(path, f"{ek}.constants.{col}",
+                       f"{value!r} is not a {col} of the vocabulary ({', '.join(vocab_spec[col])})")
     flags = {}
     for k in (*_ORDERS_ONLY_KEYS,):
         v = raw.get(k, False)
@@ -614,7 +618,8 @@ def _parse_entity(
                 raise _err(path, f"{ek}.date_formats.{col}", f"not a date or timestamp column of {entity}")
             for f in fmts:
                 if "%" not in f:
-                    raise _err(path, f"{ek}.date_formats.{col}", f"{f!r} is not a strptime format such as %m/%d/%Y %H:%M")
+                    raise _err(path, f"{ek}.date_formats.{col}",
+                               f"{f!r} is not a strptime format such as %m/%d/%Y %H:%M")
             column_formats[col] = tuple(fmts)
         formats = ()
 
@@ -673,7 +678,8 @@ def _parse_computed(
         for col, value in table.items():
             key = f"{ek}.{section}.{col}"
             if col not in CANONICAL_COLUMNS[entity]:
-                raise _err(path, key, f"not a canonical {entity} column; expected one of {', '.join(CANONICAL_COLUMNS[entity])}")
+                raise _err(path, key,
+                           f"not a canonical {entity} column; expected one of {', '.join(CANONICAL_COLUMNS[entity])}")
             if col in columns:
                 raise _err(path, key, f"{col!r} is also read from a header under columns: keep one")
             if section == "constants":

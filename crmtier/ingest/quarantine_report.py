@@ -68,8 +68,8 @@ def render_markdown(report: dict, as_of_date: str) -> str:
     lines += [f"| {r['reason']} | {r['source']} | {r['entity']} | {r['file']} | {r['rows']:,} |"
               for r in report["by_reason"]] or ["| (none) | | | | 0 |"]
     lines += ["", "## Files in the landing folder not read this run", "", "| file | status | why |", "|---|---|---|"]
-    lines += [f"| {_cell(n['path'])} | {n['status']} | {_cell(n['reason'], 200)} |" for n in report.get("not_read", [])] \
-        or ["| (none) | | |"]
+    lines += [f"| {_cell(n['path'])} | {n['status']} | {_cell(n['reason'], 200)} |"
+              for n in report.get("not_read", [])] or ["| (none) | | |"]
     lines += ["", f"## Sample rows (up to {SAMPLES_PER_REASON} per reason)", "",
               "| reason | file | row | detail | raw values |", "|---|---|---:|---|---|"]
     lines += [f"| {s['reason']} | {s['file']} | {s['row']} | {_cell(s['detail'])} | {_cell(s['raw_values'], 160)} |"
@@ -301,7 +301,8 @@ def render_warnings_markdown(warnings: dict) -> str:
             [f"| {f['field']} | {f['warning']} | {f['source']} | {_cell(f['file'])} | {f['rows']:,} |"
              for f in fields["by_field"]] or ["| (none) | | | | 0 |"],
             ("| field | file | row | customer_id | value |", "|---|---|---:|---|---|"),
-            [f"| {s['field']} | {_cell(s['file'])} | {s['row']} | {_cell(s['customer_id'])} | {_cell(repr(s['value']))} |"
+            [f"| {s['field']} | {_cell(s['file'])} | {s['row']} | {_cell(s['customer_id'])} "
+             f"| {_cell(repr(s['value']))} |"
              for s in fields["samples"]])
     thin = warnings.get("thin_data")
     if thin is not None:

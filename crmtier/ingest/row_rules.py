@@ -46,7 +46,8 @@ def _rules(entity: str, exported_at: datetime, settings: IngestSettings, order_l
     for col in TIMESTAMP_COLUMNS[entity]:
         # a date has digits: `infinity`, `epoch`, `now` are words DuckDB would take as timestamps
         parsed = f"(case when regexp_matches({col}, '\\d') then try_cast({col} as timestamp) end)"
-        rules += [(f"not regexp_matches({col}, '\\d') or {_unreadable_timestamp(col)}", "unparseable_timestamp", f"'{col}=' || coalesce({col}, '')"),
+        rules += [(f"not regexp_matches({col}, '\\d') or {_unreadable_timestamp(col)}", "unparseable_timestamp",
+                   f"'{col}=' || coalesce({col}, '')"),
                   (f"{parsed} < {earliest}::timestamp or {parsed} > '{latest}'::timestamp", "impossible_date",
                    f"'{col}=' || {col} || ' (outside {settings.earliest_date} .. export date + "
                    f"{settings.max_days_after_export} day(s), {latest[:10]})'")]
@@ -60,7 +61,8 @@ def _rules(entity: str, exported_at: datetime, settings: IngestSettings, order_l
                    "negative_amount", "'amount=' || amount"),
                   (f"coalesce(lower(trim(status)), '') not in ({statuses})", "unknown_status",
                    "coalesce(status, '')"),
-                  ("currency is not null and trim(currency) <> '' and not regexp_full_match(trim(currency), '[A-Za-z]{3}')",
+                  ("currency is not null and trim(currency) <> '' "
+                   "and not regexp_full_match(trim(currency), '[A-Za-z]{3}')",
                    "unknown_currency", "currency")]
     if entity == "events":
         rules.append((f"coalesce(lower(trim(event_type)), '') not in ({event_types})", "unknown_event_type",

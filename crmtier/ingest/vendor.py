@@ -693,7 +693,8 @@ def _check_ids_and_required(cols: _Columns) -> None:
             ids = ids.copy()
             other = [c for c in CANONICAL_COLUMNS[em.entity] if c != id_col]
             for i in np.flatnonzero(gen_mask):
-                basis = "\x1f".join(str(values[c][i]) if c in values and values[c][i] is not None else "" for c in other)
+                basis = "\x1f".join(str(values[c][i]) if c in values and values[c][i] is not None else ""
+                                    for c in other)
                 ids[i] = "gen-" + hashlib.sha1(f"{em.source}\x1e{basis}".encode()).hexdigest()[:16]
         values[id_col] = ids
     else:

@@ -115,7 +115,8 @@ def _history(con, as_of: date) -> dict:
         out["alerts"] = _rows(con, f"""select rule_id, action, channel, count(*) as alerts,
                                           count(*) filter (where {control}) as control,
                                           count(*) filter (where not has_contact) as missing_contact
-                                      from customer_alerts where as_of_date = ? group by all order by action, rule_id""",
+                                      from customer_alerts where as_of_date = ?
+                                      group by all order by action, rule_id""",
                               [as_of])
         out["cooldown"] = _cooldown_held(con, as_of)
     return out

@@ -108,7 +108,8 @@ def _from_marts(con, customer_id: str, day: date, tables: set[str]) -> dict:
         "tier": {k: tier.get(k) for k in ("tier", "tier_label_zh", "tier_rank", "tier_method", "value_source",
                                            "value_score", "value_percentile", "tier_cut", "r_score", "f_score",
                                            "m_score", "clv", "tier_reason", "service_en", "service_zh")},
-        "status": {**{k: status.get(k) for k in ("status", "status_label_en", "status_label_zh", "last_interaction_date",
+        "status": {**{k: status.get(k) for k in ("status", "status_label_en", "status_label_zh",
+                                                 "last_interaction_date",
                                                  "days_since_last_interaction", "status_reason", "strategy_en",
                                                  "strategy_zh")},
                    "interaction_that_set_it": interaction},
@@ -116,7 +117,8 @@ def _from_marts(con, customer_id: str, day: date, tables: set[str]) -> dict:
                                               "value_score", "value_percentile")},
                 **{k: segment.get(k) for k in ("segment", "segment_zh", "segment_reason", "action_en", "action_zh")}},
         "value_model": {k: clv.get(k) for k in ("p_alive", "expected_purchases_90d", "expected_order_value", "clv",
-                                                "is_one_time_buyer", "model_status", "p_alive_note", "gamma_gamma_note")},
+                                                "is_one_time_buyer", "model_status", "p_alive_note",
+                                                "gamma_gamma_note")},
         "at_risk": {k: status.get(k) for k in ("is_at_risk", "at_risk_basis", "at_risk_reason")},
     }
 

@@ -8,7 +8,8 @@ from html import escape
 from crmtier.report import svg
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC",sans-serif;margin:0;color:#222;background:#f6f7f9}
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC",sans-serif;margin:0;\
+color:#222;background:#f6f7f9}
 header{background:#1f3b5c;color:#fff;padding:16px 28px}header h1{margin:0;font-size:22px}
 header p{margin:4px 0 0;opacity:.85}
 nav{padding:8px 28px;background:#e8edf3;font-size:13px}nav a{margin-right:14px;color:#1f3b5c}
@@ -87,7 +88,8 @@ def section_value(d: dict) -> str:
     def groups(rows):
         return [(_label(lab, "tier", r["grp"]), r) for r in sorted(rows, key=lambda r: order.get(r["grp"], 99))]
 
-    charts = [svg.figure("value-by-tier", "Value score by tier", svg.box_plot(groups(s["value_by_tier"]), "value score"),
+    charts = [svg.figure("value-by-tier", "Value score by tier",
+                         svg.box_plot(groups(s["value_by_tier"]), "value score"),
                          "Box: 25th–75th percentile; bar: median; dot: mean; whiskers: 5th–95th percentile.")]
     if s["clv_by_tier"]:
         charts.append(svg.figure("clv-by-tier", "CLV by tier (base currency)",
@@ -103,7 +105,8 @@ def _flow_block(flows: dict, key: str, dim: str, lab: dict, title: str) -> str:
         return _note(f"{title}: no {dim} changes.")
     named = [(_label(lab, dim, f), _label(lab, dim, t), n) for f, t, n in rows]
     return svg.figure(f"flow-{dim}-{key}", title, svg.flow_chart(named, f"{dim} flows {key}"),
-                      f"{sum(n for _, _, n in rows):,} {dim} changes; left: from, right: to (history.customer_transitions).")
+                      f"{sum(n for _, _, n in rows):,} {dim} changes; left: from, right: to "
+                      "(history.customer_transitions).")
 
 
 def section_flows(d: dict) -> str:
@@ -129,7 +132,8 @@ def section_flows(d: dict) -> str:
         trends.append(svg.figure(f"trend-{dim}", f"{dim.title()} over the history ({len(dates)} as-of dates)",
                                  svg.line_chart(dates, series, f"{dim} trend")))
     return _section("flows", "Status flows and trends 状态流转与趋势",
-                    '<div class="grid">' + "".join(blocks) + "</div>" + '<div class="grid">' + "".join(trends) + "</div>")
+                    '<div class="grid">' + "".join(blocks) + "</div>"
+                    + '<div class="grid">' + "".join(trends) + "</div>")
 
 
 def section_alerts(d: dict) -> str:
@@ -151,8 +155,9 @@ def section_alerts(d: dict) -> str:
         acc[1] += row[5]
     if per_action:
         bars.append(svg.figure("alerts", "Alerts per action: fired vs held back by cooldown",
-                               svg.grouped_bars(list(per_action), {"alerts fired": [v[0] for v in per_action.values()],
-                                                                   "held by cooldown": [v[1] for v in per_action.values()]},
+                               svg.grouped_bars(list(per_action),
+                                                {"alerts fired": [v[0] for v in per_action.values()],
+                                                 "held by cooldown": [v[1] for v in per_action.values()]},
                                                 "alerts per action")))
     table = _table(["rule", "action", "channel", "alerts", "of which control (not sent)", "held by cooldown",
                     "no contact"], rows, {3, 4, 5, 6}) if rows else _note("No alerts on this date.")
@@ -278,7 +283,8 @@ def section_quality(d: dict) -> str:
         parts.append(f'<h3>gate {escape(gate)}: <span class="{"ok" if ok else "fail"}">'
                      f'{"passed" if ok else "FAILED"}</span> ({len(summary.get("checks", []))} checks, '
                      f'{seconds:.1f} s){link}</h3>')
-        parts.append("<details><summary>checks</summary>" + _table(["table", "check", "expectation", "result", "failing rows", "of rows", "observed"],
+        parts.append("<details><summary>checks</summary>" + _table(["table", "check", "expectation", "result",
+                                                                      "failing rows", "of rows", "observed"],
                             [[c.get("table"), c.get("check"), c.get("expectation"),
                               _Raw('<span class="ok">pass</span>' if c.get("success")
                                    else f'<span class="fail">{escape(c.get("severity", "fail"))}</span>'),

@@ -257,7 +257,8 @@ def write_vendor_export(
     the landing folder); returns ``{entity: path}``.  Keys starting with ``_`` are ignored.
     Values that are not canonical (e.g. the deliberately bad rows of ``generate_frames``:
     ``abc`` amounts, ``not-a-date``, unknown statuses) are written verbatim, so they are
-    quarantined again when the file is read back; empty strings are written as empty.  Headers are the first alias of each
+    quarantined again when the file is read back; empty strings are written as empty.  Headers are the first
+    alias of each
     mapped column, values use the mapping's ``export`` section (date/timestamp formats,
     amount prefix/thousands, status/event/gender vocabulary = first alias, phone style,
     ``customer_ref``).  ``file_format``/``encoding``/``delimiter`` override the mapping, e.g.

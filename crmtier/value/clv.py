@@ -525,7 +525,8 @@ def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> GammaG
 
     Spend is rescaled by its mean while optimising (so ``v`` is well conditioned
     in any currency, and the L2 ``penalizer`` applies to p, q and v / mean spend);
-    the reported parameters and log-likelihood are in the caller's units.  Bounds: p, q in [1e-4, 1e4], v in [1e-6, 1e6] * mean spend.
+    the reported parameters and log-likelihood are in the caller's units.  Bounds: p, q in [1e-4, 1e4],
+    v in [1e-6, 1e6] * mean spend.
     A fit with ``q <= 1`` has no finite population mean and is reported as
     not converged.  Raises ``ValueError`` if a row has frequency <= 0 or
     monetary_value <= 0 / NaN.
