@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -309,35 +310,104 @@ def _inject(cols: dict[str, np.ndarray], n_per_kind: int, n_kinds: int, rng: np.
 
 
 # --- simulation ---------------------------------------------------------------------------------
-def _simulate(customers: int, seed: int, as_of: str, history_days: int, orders_per_customer: float,
-              events_per_customer: float, bad_rows: bool) -> dict[str, Any]:
-    """All rows as numeric / code arrays (no strings yet)."""
-    if customers < 0 or history_days < 1:
-        raise ValueError("customers must be >= 0 and history_days >= 1")
-    n = int(customers)
+@dataclass(frozen=True)
+class _Window:
+    """The history window; times are whole seconds from `first_day` 00:00."""
+
+    as_of_day: np.datetime64
+    first_day: np.datetime64
+    n_days: int
+    end: int                                      # as_of 23:59:59
+
+
+@dataclass(frozen=True)
+class _Streams:
+    """One independent random stream per component, so each can change without moving the others."""
+
+    customers: np.random.Generator
+    lifetimes: np.random.Generator
+    orders: np.random.Generator
+    amounts: np.random.Generator
+    events: np.random.Generator
+    pre_order: np.random.Generator
+    bad_rows: np.random.Generator
+    attributes: np.random.Generator
+
+
+@dataclass
+class _Population:
+    """Per-customer latent behaviour; index k is customer id k + 1."""
+
+    created: np.ndarray                           # seconds, sorted
+    death: np.ndarray                             # seconds; no orders after it
+    alive_end: np.ndarray                         # last second the customer may order
+    n_orders: np.ndarray
+    n_alive_events: np.ndarray
+    n_lapsed_events: np.ndarray
+    income_level: np.ndarray
+    spend_level: np.ndarray
+    usd: np.ndarray                               # bool: the customer pays in USD
+
+
+def _window(as_of: str, history_days: int) -> _Window:
     as_of_day = np.datetime64(dt.date.fromisoformat(str(as_of)), "D")
-    first_day = as_of_day - np.int64(history_days)
     n_days = history_days + 1
-    end = n_days * _DAY - 1                       # as_of 23:59:59, seconds from first_day 00:00
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
-    r_cust, r_life, r_ord, r_amt, r_evt, r_pre, r_bad, r_attr = streams
+    return _Window(as_of_day, as_of_day - np.int64(history_days), n_days, n_days * _DAY - 1)
 
-    order_clock = _Clock(first_day, n_days, 1.0, _HOUR_ORDERS)
-    event_clock = _Clock(first_day, n_days, 0.35, _HOUR_EVENTS)
-    signup_clock = _Clock(first_day, n_days, 0.4, _HOUR_EVENTS)
 
-    # -- customers: creation time (steady acquisition with seasonal bumps), sorted -> ids
+def _streams(seed: int) -> _Streams:
+    return _Streams(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)))
+
+
+def _creation_times(n: int, window: _Window, rng: np.random.Generator) -> np.ndarray:
+    """created_at: steady acquisition with seasonal bumps, a share in the last 30 days; sorted."""
+    end = window.end
+    signup_clock = _Clock(window.first_day, window.n_days, 0.4, _HOUR_EVENTS)
     recent_lo = end + 1 - 30 * _DAY                # first second of the last 30 days
-    is_recent = r_cust.random(n) < _SHARE_RECENT
+    is_recent = rng.random(n) < _SHARE_RECENT
     if recent_lo <= 0:                             # window of 30 days or less: no split
         is_recent[:] = True
         recent_lo = 0
-    created_old = signup_clock.sample(r_cust, np.zeros(n, dtype=np.int64),
+    created_old = signup_clock.sample(rng, np.zeros(n, dtype=np.int64),
                                       np.full(n, max(recent_lo - 1, 0)))
-    created_new = signup_clock.sample(r_cust, np.full(n, recent_lo), np.full(n, end))
-    created = np.sort(np.where(is_recent, created_new, created_old))
+    created_new = signup_clock.sample(rng, np.full(n, recent_lo), np.full(n, end))
+    return np.sort(np.where(is_recent, created_new, created_old))
 
-    # -- segments and latent behaviour
+
+def _order_counts(buyer: np.ndarray, repeat: np.ndarray, weight: np.ndarray, budget: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Buyers get 1 (first order) + Poisson(scale * weight) for repeaters, within `budget` orders."""
+    n_buyers = int(buyer.sum())
+    if budget >= n_buyers:
+        w = np.where(repeat, weight, 0.0)
+        scale = (budget - n_buyers) / w.sum() if w.sum() > 0 else 0.0
+        return buyer.astype(np.int64) + rng.poisson(w * scale)
+    return (buyer & (rng.random(len(buyer)) < budget / max(n_buyers, 1))).astype(np.int64)
+
+
+def _event_counts(ghost: np.ndarray, repeat: np.ndarray, rate: np.ndarray, alive_exp: np.ndarray,
+                  lapsed_exp: np.ndarray, budget: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(events while alive, events after death): engagement correlates with the purchase rate and
+    is rare after "death"; `budget` events in total."""
+    n = len(ghost)
+    engage = np.where(ghost, 0.0, rng.gamma(2.0, 0.5, n)
+                      * (np.sqrt(rate * np.where(repeat, 1.0, 0.0)) + 0.35))
+    e_w = engage * (alive_exp + _LAPSED_ENGAGEMENT * lapsed_exp)
+    e_scale = budget / e_w.sum() if e_w.sum() > 0 else 0.0
+    n_events = rng.poisson(e_w * e_scale)
+    p_alive = np.divide(alive_exp, alive_exp + _LAPSED_ENGAGEMENT * lapsed_exp,
+                        out=np.ones(n), where=e_w > 0)
+    n_alive_ev = rng.binomial(n_events, p_alive)
+    return n_alive_ev, n_events - n_alive_ev
+
+
+def _population(n: int, window: _Window, streams: _Streams, orders_per_customer: float,
+                events_per_customer: float) -> _Population:
+    """Segments (ghost, prospect, one-time, repeat buyer), lifetimes, order and event counts."""
+    end = window.end
+    created = _creation_times(n, window, streams.customers)
+    r_life = streams.lifetimes
     seg_u = r_life.random(n)
     ghost = seg_u < _SHARE_GHOST
     prospect = (seg_u >= _SHARE_GHOST) & (seg_u < _SHARE_GHOST + _SHARE_PROSPECT)
@@ -353,137 +423,192 @@ def _simulate(customers: int, seed: int, as_of: str, history_days: int, orders_p
     alive_exp = (alive_end - created + 1) / _DAY  # days
     lapsed_exp = np.maximum(end - death, 0) / _DAY
 
-    # -- order counts: buyers get 1 (first order) + Poisson(scale * rate * exposure) for repeaters
-    n_buyers = int(buyer.sum())
-    budget = n * float(orders_per_customer)
-    if budget >= n_buyers:
-        w = np.where(repeat, rate * alive_exp, 0.0)
-        scale = (budget - n_buyers) / w.sum() if w.sum() > 0 else 0.0
-        n_orders = buyer.astype(np.int64) + r_ord.poisson(w * scale)
-    else:
-        n_orders = (buyer & (r_ord.random(n) < budget / max(n_buyers, 1))).astype(np.int64)
-    income_level = r_attr.lognormal(0.0, 0.35, n)
-    spend_level = 160.0 * income_level * r_amt.lognormal(0.0, 0.75, n)
-    usd = r_amt.random(n) < _USD_CUSTOMERS
+    n_orders = _order_counts(buyer, repeat, rate * alive_exp, n * float(orders_per_customer),
+                             streams.orders)
+    income_level = streams.attributes.lognormal(0.0, 0.35, n)
+    spend_level = 160.0 * income_level * streams.amounts.lognormal(0.0, 0.75, n)
+    usd = streams.amounts.random(n) < _USD_CUSTOMERS
 
-    # -- event counts: engagement correlates with the purchase rate; rare after "death"
-    engage = np.where(ghost, 0.0, r_evt.gamma(2.0, 0.5, n)
-                      * (np.sqrt(rate * np.where(repeat, 1.0, 0.0)) + 0.35))
-    e_w = engage * (alive_exp + _LAPSED_ENGAGEMENT * lapsed_exp)
     expected_pre = _PRE_ORDER_EVENT_P * float(n_orders.sum())   # page views just before orders
     e_budget = max(n * float(events_per_customer) - expected_pre, 0.0)
-    e_scale = e_budget / e_w.sum() if e_w.sum() > 0 else 0.0
-    n_events = r_evt.poisson(e_w * e_scale)
-    p_alive = np.divide(alive_exp, alive_exp + _LAPSED_ENGAGEMENT * lapsed_exp,
-                        out=np.ones(n), where=e_w > 0)
-    n_alive_ev = r_evt.binomial(n_events, p_alive)
-    n_lapsed_ev = n_events - n_alive_ev
+    n_alive_ev, n_lapsed_ev = _event_counts(ghost, repeat, rate, alive_exp, lapsed_exp, e_budget,
+                                            streams.events)
+    return _Population(created, death, alive_end, n_orders, n_alive_ev, n_lapsed_ev,
+                       income_level, spend_level, usd)
 
-    def make_orders():
-        o_cust = np.repeat(np.arange(n, dtype=np.int64), n_orders)
-        o_time = order_clock.sample(r_ord, created, alive_end, o_cust)
-        # many customers are created in the CRM at their first purchase
-        starts = (np.cumsum(n_orders) - n_orders)[n_orders > 0]
-        first = o_cust[starts]
-        soon = created[first] + np.floor(r_ord.exponential(2.0 * 3600, len(first))).astype(np.int64)
-        o_time[starts] = np.minimum(soon, alive_end[first])
-        amount = spend_level[o_cust] * r_amt.lognormal(0.0, 0.55, len(o_cust))
-        o_usd = usd[o_cust]
-        amount[o_usd] /= 7.1
-        amount *= 100.0
-        o_cents = np.maximum(np.rint(amount), 1).astype(np.int64)
-        del amount
-        o_status = _pick(r_amt, ORDER_STATUS_P, len(o_cust)).astype(np.int8)
-        # a page view / visit 1-90 minutes before a share of orders (never before created_at)
-        pre = r_pre.random(len(o_cust)) < _PRE_ORDER_EVENT_P
-        pre_cust = o_cust[pre]
-        pre_time = o_time[pre] - r_pre.integers(60, 5400, len(pre_cust))
-        np.maximum(pre_time, created[pre_cust], out=pre_time)
-        mix = _EVENT_MIX_PRE_ORDER
-        pre_part = (pre_cust, pre_time,
-                    *_event_codes(mix, _pick(r_pre, [m[2] for m in mix], len(pre_cust))))
-        del pre
-        order = _time_order(o_time)
-        cols = {"cust": o_cust[order] + 1, "t": o_time[order], "cents": o_cents[order],
-                "cur": o_usd[order].astype(np.int8), "status": o_status[order],
-                "bad": np.zeros(len(order), dtype=np.int8)}
-        return cols, pre_part
 
-    def make_engagement():
-        out = []
-        for mix, counts, lo, hi in ((_EVENT_MIX_ALIVE, n_alive_ev, created, alive_end),
-                                    (_EVENT_MIX_LAPSED, n_lapsed_ev, np.minimum(death + 1, end),
-                                     np.full(n, end))):
-            cust = np.repeat(np.arange(n, dtype=np.int64), counts)
-            t = event_clock.sample(r_evt, lo, hi, cust)
-            out.append((cust, t, *_event_codes(mix, _pick(r_evt, [m[2] for m in mix], len(cust)))))
-        return out
+def _event_part(mix, cust: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> tuple:
+    """(customer index, time, event_type code, channel code) with kinds drawn from `mix`."""
+    return (cust, t, *_event_codes(mix, _pick(rng, [m[2] for m in mix], len(cust))))
 
-    with ThreadPoolExecutor(max_workers=2) as pool:   # NumPy releases the GIL: two cores
-        engagement = pool.submit(make_engagement)
-        orders, pre_part = make_orders()
-        parts = [pre_part, *engagement.result()]
+
+def _pre_order_events(o_cust: np.ndarray, o_time: np.ndarray, created: np.ndarray,
+                      rng: np.random.Generator) -> tuple:
+    """A page view / visit 1-90 minutes before a share of orders (never before created_at)."""
+    pre = rng.random(len(o_cust)) < _PRE_ORDER_EVENT_P
+    pre_cust = o_cust[pre]
+    pre_time = o_time[pre] - rng.integers(60, 5400, len(pre_cust))
+    np.maximum(pre_time, created[pre_cust], out=pre_time)
+    return _event_part(_EVENT_MIX_PRE_ORDER, pre_cust, pre_time, rng)
+
+
+def _make_orders(pop: _Population, order_clock: _Clock,
+                 streams: _Streams) -> tuple[dict[str, np.ndarray], tuple]:
+    """(order columns in time order, the pre-order events)."""
+    r_ord, r_amt = streams.orders, streams.amounts
+    n_orders, created, alive_end = pop.n_orders, pop.created, pop.alive_end
+    o_cust = np.repeat(np.arange(len(n_orders), dtype=np.int64), n_orders)
+    o_time = order_clock.sample(r_ord, created, alive_end, o_cust)
+    # many customers are created in the CRM at their first purchase
+    starts = (np.cumsum(n_orders) - n_orders)[n_orders > 0]
+    first = o_cust[starts]
+    soon = created[first] + np.floor(r_ord.exponential(2.0 * 3600, len(first))).astype(np.int64)
+    o_time[starts] = np.minimum(soon, alive_end[first])
+    amount = pop.spend_level[o_cust] * r_amt.lognormal(0.0, 0.55, len(o_cust))
+    o_usd = pop.usd[o_cust]
+    amount[o_usd] /= 7.1
+    amount *= 100.0
+    o_cents = np.maximum(np.rint(amount), 1).astype(np.int64)
+    del amount
+    o_status = _pick(r_amt, ORDER_STATUS_P, len(o_cust)).astype(np.int8)
+    pre_part = _pre_order_events(o_cust, o_time, created, streams.pre_order)
+    order = _time_order(o_time)
+    cols = {"cust": o_cust[order] + 1, "t": o_time[order], "cents": o_cents[order],
+            "cur": o_usd[order].astype(np.int8), "status": o_status[order],
+            "bad": np.zeros(len(order), dtype=np.int8)}
+    return cols, pre_part
+
+
+def _make_engagement(pop: _Population, event_clock: _Clock, end: int,
+                     rng: np.random.Generator) -> list[tuple]:
+    """Events while alive and after death, as event parts."""
+    n = len(pop.created)
+    out = []
+    for mix, counts, lo, hi in ((_EVENT_MIX_ALIVE, pop.n_alive_events, pop.created, pop.alive_end),
+                                (_EVENT_MIX_LAPSED, pop.n_lapsed_events,
+                                 np.minimum(pop.death + 1, end), np.full(n, end))):
+        cust = np.repeat(np.arange(n, dtype=np.int64), counts)
+        t = event_clock.sample(rng, lo, hi, cust)
+        out.append(_event_part(mix, cust, t, rng))
+    return out
+
+
+def _events_table(parts: list[tuple]) -> dict[str, np.ndarray]:
+    """Event columns in time order from event parts."""
     e_cust = np.concatenate([p[0] for p in parts])
     e_time = np.concatenate([p[1] for p in parts])
     e_type = np.concatenate([p[2] for p in parts])
     e_chan = np.concatenate([p[3] for p in parts])
-    del parts, pre_part
+    del parts[:]
     order = _time_order(e_time)
-    events = {"cust": e_cust[order] + 1, "t": e_time[order], "etype": e_type[order],
-              "chan": e_chan[order], "bad": np.zeros(len(order), dtype=np.int8)}
-    del order, e_cust, e_time, e_type, e_chan
+    return {"cust": e_cust[order] + 1, "t": e_time[order], "etype": e_type[order],
+            "chan": e_chan[order], "bad": np.zeros(len(order), dtype=np.int8)}
 
-    # -- customer attributes (codes)
-    sex = (r_attr.random(n) < 0.5).astype(np.int8)                # 0 male, 1 female
-    gender = np.where(r_attr.random(n) < 0.06, 2, sex).astype(np.int8)
-    sur = _pick(r_attr, 1.0 / (np.arange(len(_SURNAMES)) + 4.0), n)
+
+def _orders_and_events(pop: _Population, window: _Window,
+                       streams: _Streams) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    order_clock = _Clock(window.first_day, window.n_days, 1.0, _HOUR_ORDERS)
+    event_clock = _Clock(window.first_day, window.n_days, 0.35, _HOUR_EVENTS)
+    with ThreadPoolExecutor(max_workers=2) as pool:   # NumPy releases the GIL: two cores
+        engagement = pool.submit(_make_engagement, pop, event_clock, window.end, streams.events)
+        orders, pre_part = _make_orders(pop, order_clock, streams)
+        parts = [pre_part, *engagement.result()]
+    del pre_part
+    return orders, _events_table(parts)
+
+
+def _names(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Gender and name codes (surname, one or two given names, hanzi or pinyin)."""
+    sex = (rng.random(n) < 0.5).astype(np.int8)                # 0 male, 1 female
+    gender = np.where(rng.random(n) < 0.06, 2, sex).astype(np.int8)
+    sur = _pick(rng, 1.0 / (np.arange(len(_SURNAMES)) + 4.0), n)
     n_m, n_f = len(_GIVEN_M), len(_GIVEN_F)
     g_count = np.where(sex == 0, n_m, n_f)
     g_off = np.where(sex == 0, 0, n_m)
-    g1 = (g_off + np.floor(r_attr.random(n) * g_count)).astype(np.int16)
-    g2 = np.where(r_attr.random(n) < 0.6, g_off + np.floor(r_attr.random(n) * g_count), -1).astype(np.int16)
-    name_py = r_attr.random(n) < 0.15
-    age_years = np.minimum(18.0 + r_attr.gamma(2.2, 8.0, n), 88.0)
+    g1 = (g_off + np.floor(rng.random(n) * g_count)).astype(np.int16)
+    g2 = np.where(rng.random(n) < 0.6, g_off + np.floor(rng.random(n) * g_count), -1).astype(np.int16)
+    name_py = rng.random(n) < 0.15
+    return {"gender": gender, "sur": sur, "g1": g1, "g2": g2, "name_py": name_py}
+
+
+def _age_and_work(n: int, as_of_day: np.datetime64, income_level: np.ndarray,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Birth date, occupation (consistent with age) and income (-1 = not given)."""
+    age_years = np.minimum(18.0 + rng.gamma(2.2, 8.0, n), 88.0)
     birth = (as_of_day - np.floor(age_years * 365.25).astype(np.int64)).astype(np.int64)
-    has_birth = r_attr.random(n) >= 0.10
-    occ = _pick(r_attr, _OCCUPATION_P, n).astype(np.int8)
-    occ = np.where((age_years < 24) & (r_attr.random(n) < 0.6), OCCUPATIONS.index("student"), occ)
-    occ = np.where((age_years >= 58) & (r_attr.random(n) < 0.8), OCCUPATIONS.index("retired"), occ)
+    has_birth = rng.random(n) >= 0.10
+    occ = _pick(rng, _OCCUPATION_P, n).astype(np.int8)
+    occ = np.where((age_years < 24) & (rng.random(n) < 0.6), OCCUPATIONS.index("student"), occ)
+    occ = np.where((age_years >= 58) & (rng.random(n) < 0.8), OCCUPATIONS.index("retired"), occ)
     occ = np.where((age_years >= 30) & (occ == OCCUPATIONS.index("student")),
                    OCCUPATIONS.index("freelancer"), occ).astype(np.int8)
-    income = np.asarray(_OCCUPATION_INCOME)[occ] * income_level * r_attr.lognormal(0.0, 0.3, n)
+    income = np.asarray(_OCCUPATION_INCOME)[occ] * income_level * rng.lognormal(0.0, 0.3, n)
     income = (np.rint(income / 100.0) * 100).astype(np.int64)
-    income = np.where(r_attr.random(n) < 0.15, -1, np.maximum(income, 1000))
-    has_phone = r_attr.random(n) >= 0.08
-    phone_pre = r_attr.integers(0, len(_MOBILE_PREFIXES), n).astype(np.int16)
-    phone_a = r_attr.integers(0, 10_000, n).astype(np.int16)
-    phone_b = r_attr.integers(0, 10_000, n).astype(np.int16)
-    e_kind = _pick(r_attr, (0.05, 0.55, 0.15, 0.25), n).astype(np.int8)  # none, pinyin, given.sur, qq
-    e_num = np.where(r_attr.random(n) < 0.6, r_attr.integers(1, 10_000, n), -1)
-    qq = r_attr.integers(10_000, 3_000_000_000, n)
-    e_num = np.where(e_kind == 3, qq, e_num).astype(np.int64)
-    e_dom = _pick(r_attr, _EMAIL_DOMAIN_P, n).astype(np.int8)
-    loc = _pick(r_attr, [x[2] for x in _LOCATIONS], n)
-    cust = {"cust": np.arange(1, n + 1, dtype=np.int64), "t": created, "gender": gender,
-            "sur": sur, "g1": g1, "g2": g2, "name_py": name_py, "birth": birth,
-            "has_birth": has_birth, "occ": occ, "income": income, "has_phone": has_phone,
-            "phone_pre": phone_pre, "phone_a": phone_a, "phone_b": phone_b, "e_kind": e_kind,
-            "e_num": e_num, "e_dom": e_dom, "loc": loc, "bad": np.zeros(n, dtype=np.int8)}
+    income = np.where(rng.random(n) < 0.15, -1, np.maximum(income, 1000))
+    return {"birth": birth, "has_birth": has_birth, "occ": occ, "income": income}
 
-    # -- bad rows
+
+def _contacts(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Phone and e-mail codes."""
+    has_phone = rng.random(n) >= 0.08
+    phone_pre = rng.integers(0, len(_MOBILE_PREFIXES), n).astype(np.int16)
+    phone_a = rng.integers(0, 10_000, n).astype(np.int16)
+    phone_b = rng.integers(0, 10_000, n).astype(np.int16)
+    e_kind = _pick(rng, (0.05, 0.55, 0.15, 0.25), n).astype(np.int8)  # none, pinyin, given.sur, qq
+    e_num = np.where(rng.random(n) < 0.6, rng.integers(1, 10_000, n), -1)
+    qq = rng.integers(10_000, 3_000_000_000, n)
+    e_num = np.where(e_kind == 3, qq, e_num).astype(np.int64)
+    e_dom = _pick(rng, _EMAIL_DOMAIN_P, n).astype(np.int8)
+    return {"has_phone": has_phone, "phone_pre": phone_pre, "phone_a": phone_a,
+            "phone_b": phone_b, "e_kind": e_kind, "e_num": e_num, "e_dom": e_dom}
+
+
+def _customers_table(pop: _Population, as_of_day: np.datetime64,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Customer columns (codes) in id order."""
+    n = len(pop.created)
+    names = _names(n, rng)
+    age_work = _age_and_work(n, as_of_day, pop.income_level, rng)
+    contacts = _contacts(n, rng)
+    loc = _pick(rng, [x[2] for x in _LOCATIONS], n)
+    return {"cust": np.arange(1, n + 1, dtype=np.int64), "t": pop.created, **names, **age_work,
+            **contacts, "loc": loc, "bad": np.zeros(n, dtype=np.int8)}
+
+
+def _inject_bad_rows(tables: dict[str, dict[str, np.ndarray]], bad_rows: bool,
+                     rng: np.random.Generator) -> dict[str, dict[str, int]]:
+    """Add the bad rows to `tables` in place; {entity: {kind: count}}."""
     report = {e: dict.fromkeys(BAD_ROW_KINDS[e], 0) for e in ENTITIES}
     if bad_rows:
-        for entity, cols, keep in (("customers", cust, False), ("orders", orders, True),
-                                   ("events", events, True)):
+        for entity, keep in (("customers", False), ("orders", True), ("events", True)):
+            cols = tables[entity]
             k = _bad_count(len(cols["bad"]))
             kinds = BAD_ROW_KINDS[entity]
-            new = _inject(cols, k, len(kinds), r_bad, keep)
+            new = _inject(cols, k, len(kinds), rng, keep)
             cols.clear()
             cols.update(new)
             report[entity] = dict.fromkeys(kinds, k)
+    return report
+
+
+def _simulate(customers: int, seed: int, as_of: str, history_days: int, orders_per_customer: float,
+              events_per_customer: float, bad_rows: bool) -> dict[str, Any]:
+    """All rows as numeric / code arrays (no strings yet)."""
+    if customers < 0 or history_days < 1:
+        raise ValueError("customers must be >= 0 and history_days >= 1")
+    n = int(customers)
+    window = _window(as_of, history_days)
+    streams = _streams(seed)
+    pop = _population(n, window, streams, orders_per_customer, events_per_customer)
+    orders, events = _orders_and_events(pop, window, streams)
+    cust = _customers_table(pop, window.as_of_day, streams.attributes)
+    del pop
+    report = _inject_bad_rows({"customers": cust, "orders": orders, "events": events}, bad_rows,
+                              streams.bad_rows)
     # order and event ids follow the row order of the export (bad rows included)
     orders["no"] = np.arange(1, len(orders["bad"]) + 1, dtype=np.int64)
     events["no"] = np.arange(1, len(events["bad"]) + 1, dtype=np.int64)
+    first_day = window.first_day
     t0_us = int((first_day - np.datetime64("1970-01-01", "D")).astype(np.int64)) * _DAY * 1_000_000
     return {"customers": cust, "orders": orders, "events": events, "t0_us": t0_us,
             "id_width": max(7, len(str(n))), "order_width": max(9, len(str(len(orders["bad"])))),
