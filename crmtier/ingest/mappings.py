@@ -312,68 +312,104 @@ def _str_list(path: Path, key: str, value: Any, *, allow_empty: bool = True) -> 
     return tuple(out)
 
 
+def _check_encoding(path: Path, key: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise _err(path, key, "expected a string")
+    if v != "auto":
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise _err(path, key, f"unknown encoding {v!r}") from None
+    return v
+
+
+def _check_preferred_encodings(path: Path, key: str, v: Any) -> tuple[str, ...]:
+    encs = _str_list(path, key, v)
+    for e in encs:
+        try:
+            codecs.lookup(e)
+        except LookupError:
+            raise _err(path, key, f"unknown encoding {e!r}") from None
+    return encs
+
+
+def _check_delimiter(path: Path, key: str, v: Any) -> Any:
+    if v not in ("auto", ",", "\t", ";", "|"):
+        raise _err(path, key, f"expected auto, ',', '\\t', ';' or '|', got {v!r}")
+    return v
+
+
+def _check_date_order(path: Path, key: str, v: Any) -> Any:
+    if v not in DATE_ORDERS:
+        raise _err(path, key, f"expected one of {', '.join(DATE_ORDERS)}, got {v!r}")
+    return v
+
+
+def _check_date_formats(path: Path, key: str, v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(col): _str_list(path, f"{key}.{col}", fmts, allow_empty=False) for col, fmts in v.items()}
+    return _str_list(path, key, v)
+
+
+def _check_timezone(path: Path, key: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise _err(path, key, "expected a time-zone name such as UTC or Asia/Shanghai")
+    if v.upper() not in ("UTC", "GMT"):
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _err(path, key, f"unknown time zone {v!r}") from None
+    return v
+
+
+def _check_currency(path: Path, key: str, v: Any) -> Any:
+    if v is not None and not (isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v)):
+        raise _err(path, key, f"expected a 3-letter ISO 4217 code such as CNY, got {v!r}")
+    return v
+
+
+def _check_phone_country_code(path: Path, key: str, v: Any) -> str:
+    text = str(v).lstrip("+") if v is not None else ""
+    if v is not None and not re.fullmatch(r"\d{1,3}", text):
+        raise _err(path, key, f"expected 1-3 digits such as \"86\", got {v!r}")
+    return text
+
+
+def _check_decimal_separator(path: Path, key: str, v: Any) -> Any:
+    if v not in (".", ","):
+        raise _err(path, key, f"expected '.' or ',', got {v!r}")
+    return v
+
+
+def _check_id_normalize(path: Path, key: str, v: Any) -> Any:
+    if v not in ID_NORMALIZE_MODES:
+        raise _err(path, key, f"expected one of {', '.join(ID_NORMALIZE_MODES)}, got {v!r}")
+    return v
+
+
+# setting -> its check, which returns the value to keep (or raises MappingError)
+_SETTING_CHECKS = {
+    "encoding": _check_encoding,
+    "preferred_encodings": _check_preferred_encodings,
+    "delimiter": _check_delimiter,
+    "date_order": _check_date_order,
+    "date_formats": _check_date_formats,
+    "timezone": _check_timezone,
+    "currency": _check_currency,
+    "phone_country_code": _check_phone_country_code,
+    "decimal_separator": _check_decimal_separator,
+    "id_normalize": _check_id_normalize,
+}
+
+
 def _check_settings(path: Path, prefix: str, raw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in raw.items():
         key = f"{prefix}{k}"
-        if k == "encoding":
-            if not isinstance(v, str):
-                raise _err(path, key, "expected a string")
-            if v != "auto":
-                try:
-                    codecs.lookup(v)
-                except LookupError:
-                    raise _err(path, key, f"unknown encoding {v!r}") from None
-            out[k] = v
-        elif k == "preferred_encodings":
-            encs = _str_list(path, key, v)
-            for e in encs:
-                try:
-                    codecs.lookup(e)
-                except LookupError:
-                    raise _err(path, key, f"unknown encoding {e!r}") from None
-            out[k] = encs
-        elif k == "delimiter":
-            if v not in ("auto", ",", "\t", ";", "|"):
-                raise _err(path, key, f"expected auto, ',', '\\t', ';' or '|', got {v!r}")
-            out[k] = v
-        elif k == "date_order":
-            if v not in DATE_ORDERS:
-                raise _err(path, key, f"expected one of {', '.join(DATE_ORDERS)}, got {v!r}")
-            out[k] = v
-        elif k == "date_formats":
-            if isinstance(v, dict):
-                out[k] = {str(col): _str_list(path, f"{key}.{col}", fmts, allow_empty=False) for col, fmts in v.items()}
-            else:
-                out[k] = _str_list(path, key, v)
-        elif k == "timezone":
-            if not isinstance(v, str):
-                raise _err(path, key, "expected a time-zone name such as UTC or Asia/Shanghai")
-            if v.upper() not in ("UTC", "GMT"):
-                try:
-                    ZoneInfo(v)
-                except (ZoneInfoNotFoundError, ValueError):
-                    raise _err(path, key, f"unknown time zone {v!r}") from None
-            out[k] = v
-        elif k == "currency":
-            if v is not None and not (isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v)):
-                raise _err(path, key, f"expected a 3-letter ISO 4217 code such as CNY, got {v!r}")
-            out[k] = v
-        elif k == "phone_country_code":
-            text = str(v).lstrip("+") if v is not None else ""
-            if v is not None and not re.fullmatch(r"\d{1,3}", text):
-                raise _err(path, key, f"expected 1-3 digits such as \"86\", got {v!r}")
-            out[k] = text
-        elif k == "decimal_separator":
-            if v not in (".", ","):
-                raise _err(path, key, f"expected '.' or ',', got {v!r}")
-            out[k] = v
-        elif k == "id_normalize":
-            if v not in ID_NORMALIZE_MODES:
-                raise _err(path, key, f"expected one of {', '.join(ID_NORMALIZE_MODES)}, got {v!r}")
-            out[k] = v
-        else:
+        check = _SETTING_CHECKS.get(k)
+        if check is None:
             raise _err(path, key, f"unknown setting; known: {', '.join(sorted(_SETTINGS_DEFAULTS))}")
+        out[k] = check(path, key, v)
     return out
 
 
