@@ -551,11 +551,8 @@ def _parse_exclude(path: Path, ek: str, entity: str, raw: dict,
     return exclude
 
 
-def _parse_entity(
-    path: Path, source: str, entity: str, raw: Any, settings: dict[str, Any], export_base: dict[str, Any],
-    export_raw: Any,
-) -> EntityMapping:
-    ek = f"entities.{entity}"
+def _entity_settings(path: Path, ek: str, raw: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """The entity's effective settings: the source's, overridden by the entity's own keys."""
     if not isinstance(raw, dict):
         raise _err(path, ek, "expected a mapping with 'columns'")
     setting_over = {k: v for k, v in raw.items() if k in _SETTINGS_DEFAULTS}
@@ -565,9 +562,11 @@ def _parse_entity(
             path, f"{ek}.{sorted(unknown)[0]}",
             f"unknown key; known: {', '.join(sorted(_ENTITY_KEYS | set(_SETTINGS_DEFAULTS)))}",
         )
-    eff = {**settings, **_check_settings(path, f"{ek}.", setting_over)}
+    return {**settings, **_check_settings(path, f"{ek}.", setting_over)}
 
-    cols_raw = raw.get("columns")
+
+def _parse_columns(path: Path, ek: str, entity: str, cols_raw: Any) -> dict[str, ColumnSpec]:
+    """`columns`: canonical (or pseudo) column -> its headers; no header mapped to two columns."""
     if not isinstance(cols_raw, dict) or not cols_raw:
         raise _err(path, f"{ek}.columns", "expected a non-empty mapping canonical column -> header names")
     allowed = set(CANONICAL_COLUMNS[entity]) | set(PSEUDO_COLUMNS[entity])
@@ -586,9 +585,12 @@ def _parse_entity(
                 raise _err(path, ck, f"header {h!r} is also mapped to {other!r}")
             seen_headers[hk] = name
         columns[name] = spec
+    return columns
 
-    constants, derived = _parse_computed(path, ek, entity, raw, columns)
 
+def _parse_customer_match(path: Path, ek: str, entity: str, raw: dict[str, Any],
+                          columns: dict[str, ColumnSpec]) -> tuple[str, ...]:
+    """`customer_match` (orders/events): which of customer_id, name, phone may name the customer."""
     match = _str_list(path, f"{ek}.customer_match", raw.get("customer_match"))
     if match and entity == "customers":
         raise _err(path, f"{ek}.customer_match", "only orders and events can match customers")
@@ -597,7 +599,13 @@ def _parse_entity(
             raise _err(path, f"{ek}.customer_match", f"unknown key {m!r}; expected customer_id, name, phone")
         if MATCH_KEYS[m] not in columns:
             raise _err(path, f"{ek}.customer_match", f"{m!r} needs a column '{MATCH_KEYS[m]}' in columns")
+    return match
 
+
+def _parse_required(path: Path, ek: str, entity: str, raw: dict[str, Any], columns: dict[str, ColumnSpec],
+                    constants: dict[str, str], derived: dict[str, Expression],
+                    match: tuple[str, ...]) -> tuple[str, ...]:
+    """`required` (default: the layout's), each one canonical and provided by the mapping."""
     if "required" in raw:
         required = _str_list(path, f"{ek}.required", raw["required"])
     else:  # the layout's required columns; created_at only when mapped (a CRM may export no sign-up time)
@@ -608,20 +616,32 @@ def _parse_entity(
             raise _err(path, f"{ek}.required", f"{r!r} is not a canonical {entity} column")
         if r not in columns and r not in constants and r not in derived and not (r == "customer_id" and match):
             raise _err(path, f"{ek}.required", f"{r!r} is required but has no entry in columns, constants or derived")
+    return tuple(required)
+
+
+def _parse_generate_missing_id(path: Path, ek: str, entity: str, raw: dict[str, Any],
+                               columns: dict[str, ColumnSpec], derived: dict[str, Expression]) -> bool:
+    """`generate_missing_id`; without it the id column must be mapped or derived."""
     id_col = ID_COLUMN[entity]
     gen = raw.get("generate_missing_id", False)
     if not isinstance(gen, bool):
         raise _err(path, f"{ek}.generate_missing_id", "expected true or false")
     if id_col not in columns and id_col not in derived and not gen:
         raise _err(path, f"{ek}.columns", f"needs an entry for the id column {id_col!r} (or generate_missing_id: true)")
+    return gen
 
+
+def _parse_sheet(path: Path, ek: str, raw: dict[str, Any]) -> str | int | None:
     sheet = raw.get("sheet")
     if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (str, int))):
         raise _err(path, f"{ek}.sheet", "expected a sheet name or a 0-based index")
+    return sheet
 
-    vocab, vocab_spec = _parse_vocab(path, ek, entity, raw)
-    exclude = _parse_exclude(path, ek, entity, raw, vocab)
 
+def _check_computed_in_vocab(path: Path, ek: str, constants: dict[str, str], derived: dict[str, Expression],
+                             vocab: dict[str, dict[str, str]],
+                             vocab_spec: dict[str, dict[str, tuple[str, ...]]]) -> None:
+    """Every value a derived expression can give, and every constant, is in its column's vocabulary."""
     for col, expr in derived.items():
         if col in vocab:
             for value in expr.results():
@@ -632,6 +652,11 @@ def _parse_entity(
         if col in vocab and vocab_key(value) not in vocab[col]:
             raise _err(path, f"{ek}.constants.{col}",
                        f"{value!r} is not a {col} of the vocabulary ({', '.join(vocab_spec[col])})")
+
+
+def _parse_order_flags(path: Path, ek: str, entity: str, raw: dict[str, Any], columns: dict[str, ColumnSpec],
+                       derived: dict[str, Expression]) -> dict[str, bool]:
+    """`order_lines`, `credit_notes`, `derive_customers`: booleans only orders may set."""
     flags = {}
     for k in (*_ORDERS_ONLY_KEYS,):
         v = raw.get(k, False)
@@ -642,11 +667,20 @@ def _parse_entity(
         flags[k] = v
     if flags["derive_customers"] and not (set(columns) | set(derived)) & {"customer_id"}:
         raise _err(path, f"{ek}.derive_customers", "needs a customer_id column")
+    return flags
+
+
+def _parse_amount_round(path: Path, ek: str, raw: dict[str, Any]) -> int | None:
     amount_round = raw.get("amount_round")
     if amount_round is not None and (isinstance(amount_round, bool) or not isinstance(amount_round, int)
                                      or not 0 <= amount_round <= AMOUNT_DECIMALS):
         raise _err(path, f"{ek}.amount_round", f"expected null or a number of decimals 0-{AMOUNT_DECIMALS}")
-    formats = eff["date_formats"]
+    return amount_round
+
+
+def _split_date_formats(path: Path, ek: str, entity: str,
+                        formats: Any) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """(formats for every date column, formats per column): `date_formats` is one or the other."""
     column_formats: dict[str, tuple[str, ...]] = {}
     if isinstance(formats, dict):
         for col, fmts in formats.items():
@@ -658,21 +692,46 @@ def _parse_entity(
                                f"{f!r} is not a strptime format such as %m/%d/%Y %H:%M")
             column_formats[col] = tuple(fmts)
         formats = ()
+    return tuple(formats), column_formats
 
+
+def _entity_export(path: Path, entity: str, export_raw: Any, export_base: dict[str, Any]) -> ExportSpec:
+    """How `crmtier.samples.vendor_export` writes this entity: `export`, then `export.entities.<entity>`."""
     ex_ent = {}
     if isinstance(export_raw, dict):
         ents = export_raw.get("entities") or {}
         if not isinstance(ents, dict):
             raise _err(path, "export.entities", "expected a mapping entity -> export settings")
         ex_ent = ents.get(entity)
-    export = _export_spec(_parse_export(path, f"export.entities.{entity}", ex_ent, export_base))
+    return _export_spec(_parse_export(path, f"export.entities.{entity}", ex_ent, export_base))
+
+
+def _parse_entity(
+    path: Path, source: str, entity: str, raw: Any, settings: dict[str, Any], export_base: dict[str, Any],
+    export_raw: Any,
+) -> EntityMapping:
+    ek = f"entities.{entity}"
+    eff = _entity_settings(path, ek, raw, settings)
+    columns = _parse_columns(path, ek, entity, raw.get("columns"))
+    constants, derived = _parse_computed(path, ek, entity, raw, columns)
+    match = _parse_customer_match(path, ek, entity, raw, columns)
+    required = _parse_required(path, ek, entity, raw, columns, constants, derived, match)
+    gen = _parse_generate_missing_id(path, ek, entity, raw, columns, derived)
+    sheet = _parse_sheet(path, ek, raw)
+    vocab, vocab_spec = _parse_vocab(path, ek, entity, raw)
+    exclude = _parse_exclude(path, ek, entity, raw, vocab)
+    _check_computed_in_vocab(path, ek, constants, derived, vocab, vocab_spec)
+    flags = _parse_order_flags(path, ek, entity, raw, columns, derived)
+    amount_round = _parse_amount_round(path, ek, raw)
+    formats, column_formats = _split_date_formats(path, ek, entity, eff["date_formats"])
+    export = _entity_export(path, entity, export_raw, export_base)
 
     return EntityMapping(
         source=source,
         entity=entity,
         path=path,
         columns=columns,
-        required=tuple(required),
+        required=required,
         customer_match=match,
         generate_missing_id=gen,
         sheet=sheet,
@@ -683,7 +742,7 @@ def _parse_entity(
         preferred_encodings=tuple(eff["preferred_encodings"]),
         delimiter=eff["delimiter"],
         date_order=eff["date_order"],
-        date_formats=tuple(formats),
+        date_formats=formats,
         timezone=eff["timezone"],
         currency=eff["currency"],
         phone_country_code=eff["phone_country_code"],
