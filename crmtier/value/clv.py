@@ -639,6 +639,107 @@ def _fit_row(model: str, params: dict, ll: float, n: int, converged: bool, messa
     }
 
 
+def _summary_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frequency, recency in weeks, T in weeks, monetary value) checked; recency 0 for one-time buyers."""
+    missing = [c for c in _SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary is missing columns: {missing}")
+
+    def num(col: str, errors: str = "raise") -> np.ndarray:
+        # accepts nullable Int64 / Float64 and Decimal (DuckDB DECIMAL) columns
+        return pd.to_numeric(summary[col], errors=errors).to_numpy(dtype=float, na_value=np.nan)
+
+    freq = num("frequency")
+    rec_w = num("recency_days") / DAYS_PER_WEEK
+    T_w = num("T_days") / DAYS_PER_WEEK
+    money = num("monetary_value", errors="coerce")
+    freq, rec_w, T_w = _check_rfm(freq, rec_w, T_w)
+    rec_w = np.where(freq == 0, 0.0, rec_w)
+    return freq, rec_w, T_w, money
+
+
+def _fit_bgnbd_or_explain(freq: np.ndarray, rec_w: np.ndarray, T_w: np.ndarray, min_customers: int,
+                          penalizer: float) -> tuple[BgNbdFit | None, dict]:
+    """(the BG/NBD fit or None, its fit row saying why not)."""
+    n = len(freq)
+    bg_params = {"r": math.nan, "alpha": math.nan, "a": math.nan, "b": math.nan}
+    if n < min_customers:
+        return None, _fit_row("bg_nbd", {**bg_params, "time_unit": "week"}, math.nan, n, False,
+                              f"too few customers: {n} < {min_customers}")
+    try:
+        bg = fit_bgnbd(freq, rec_w, T_w, penalizer=penalizer)
+        bg_params = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b}
+        return bg, _fit_row("bg_nbd", {**bg_params, "time_unit": "week", "penalizer": penalizer},
+                            bg.log_likelihood, bg.n_customers, bg.converged, bg.message)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:  # pragma: no cover
+        return None, _fit_row("bg_nbd", {**bg_params, "time_unit": "week"}, math.nan, n, False,
+                              f"fit failed: {exc}")
+
+
+def _fit_gamma_gamma_or_explain(freq: np.ndarray, money: np.ndarray, in_gg: np.ndarray, min_customers: int,
+                                min_repeat_buyers: int, penalizer: float) -> tuple[GammaGammaFit | None, dict]:
+    """(the Gamma-Gamma fit on the `in_gg` customers or None, its fit row saying why not)."""
+    n = len(freq)
+    n_gg = int(np.count_nonzero(in_gg))
+    gg_params = {"p": math.nan, "q": math.nan, "v": math.nan}
+    if n < min_customers:
+        return None, _fit_row("gamma_gamma", gg_params, math.nan, n_gg, False,
+                              f"too few customers: {n} < {min_customers}")
+    if n_gg < min_repeat_buyers:
+        return None, _fit_row("gamma_gamma", gg_params, math.nan, n_gg, False,
+                              f"too few repeat buyers with positive spend: {n_gg} < {min_repeat_buyers}")
+    try:
+        gg = fit_gamma_gamma(freq[in_gg], money[in_gg], penalizer=penalizer)
+        gg_params = {"p": gg.p, "q": gg.q, "v": gg.v}
+        corr = float(np.corrcoef(freq[in_gg], money[in_gg])[0, 1]) if n_gg > 2 else math.nan
+        gg_msg = gg.message + (
+            f"; corr(frequency, monetary_value) = {corr:.3f} (model assumes independence)"
+            if math.isfinite(corr) else ""
+        )
+        return gg, _fit_row("gamma_gamma", {**gg_params, "penalizer": penalizer},
+                            gg.log_likelihood, gg.n_customers, gg.converged, gg_msg)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:  # pragma: no cover
+        return None, _fit_row("gamma_gamma", gg_params, math.nan, n_gg, False, f"fit failed: {exc}")
+
+
+def _discounted_purchases(bg: BgNbdFit, x: np.ndarray, tx: np.ndarray, T: np.ndarray, horizon_days: float,
+                          discount_rate_annual: float) -> np.ndarray:
+    """Expected purchases over ``horizon_days``, discounted in monthly steps at the monthly rate
+    equivalent to ``discount_rate_annual`` (times the order value, this is the CLV)."""
+    step_w = DAYS_PER_YEAR / MONTHS_PER_YEAR / DAYS_PER_WEEK
+    rate_m = (1.0 + discount_rate_annual) ** (1.0 / MONTHS_PER_YEAR) - 1.0
+    horizon_w = horizon_days / DAYS_PER_WEEK
+    n_periods = int(math.ceil(horizon_w / step_w - 1e-12)) if horizon_w > 0 else 0
+    disc_purch = np.zeros(x.size)
+    prev = np.zeros(x.size)
+    for k in range(1, n_periods + 1):
+        cum = bgnbd_expected_purchases(bg, min(k * step_w, horizon_w), x, tx, T)
+        disc_purch += np.maximum(cum - prev, 0.0) / (1.0 + rate_m) ** k
+        prev = cum
+    return disc_purch
+
+
+def _fill_model_scores(scores: pd.DataFrame, bg: BgNbdFit, gg: GammaGammaFit, freq: np.ndarray,
+                       rec_w: np.ndarray, T_w: np.ndarray, money: np.ndarray, in_gg: np.ndarray,
+                       expected_purchases_days: float, horizon_days: float, discount_rate_annual: float) -> None:
+    """Set p_alive, expected_purchases_90d, expected_order_value and clv from the fitted models."""
+    # Score on unique (x, t_x, T) rows: day-granular data repeat a lot.
+    key = pd.DataFrame({"x": freq, "tx": rec_w, "T": T_w})
+    codes, uniq = pd.MultiIndex.from_frame(key).factorize()
+    ux = uniq.get_level_values(0).to_numpy(dtype=float)
+    utx = uniq.get_level_values(1).to_numpy(dtype=float)
+    uT = uniq.get_level_values(2).to_numpy(dtype=float)
+    p_alive = bgnbd_p_alive(bg, ux, utx, uT)[codes]
+    e_purch = bgnbd_expected_purchases(bg, expected_purchases_days / DAYS_PER_WEEK, ux, utx, uT)[codes]
+    value = gamma_gamma_expected_value(gg, freq, np.where(in_gg, money, np.nan))
+    # discounted expected purchases per unique row (value factors out of the sum)
+    disc_purch = _discounted_purchases(bg, ux, utx, uT, horizon_days, discount_rate_annual)
+    scores["p_alive"] = p_alive
+    scores["expected_purchases_90d"] = e_purch
+    scores["expected_order_value"] = value
+    scores["clv"] = disc_purch[codes] * value
+
+
 def score_customers(
     summary: pd.DataFrame,
     horizon_days: float = 365,
@@ -678,66 +779,12 @@ def score_customers(
     Customers outside the Gamma-Gamma fit (one-time buyers, spend <= 0 or NaN)
     get the population mean order value and ``in_gamma_gamma = False``.
     """
-    missing = [c for c in _SUMMARY_COLUMNS if c not in summary.columns]
-    if missing:
-        raise ValueError(f"summary is missing columns: {missing}")
+    freq, rec_w, T_w, money = _summary_arrays(summary)
     n = len(summary)
-    def num(col: str, errors: str = "raise") -> np.ndarray:
-        # accepts nullable Int64 / Float64 and Decimal (DuckDB DECIMAL) columns
-        return pd.to_numeric(summary[col], errors=errors).to_numpy(dtype=float, na_value=np.nan)
-
-    freq = num("frequency")
-    rec_w = num("recency_days") / DAYS_PER_WEEK
-    T_w = num("T_days") / DAYS_PER_WEEK
-    money = num("monetary_value", errors="coerce")
-    freq, rec_w, T_w = _check_rfm(freq, rec_w, T_w)
-    rec_w = np.where(freq == 0, 0.0, rec_w)
-
     one_time = freq == 0
     in_gg = (freq > 0) & np.isfinite(money) & (money > 0)
-    n_gg = int(np.count_nonzero(in_gg))
-
-    # ---- BG/NBD
-    bg = None
-    bg_params = {"r": math.nan, "alpha": math.nan, "a": math.nan, "b": math.nan}
-    if n < min_customers:
-        bg_row = _fit_row("bg_nbd", {**bg_params, "time_unit": "week"}, math.nan, n, False,
-                          f"too few customers: {n} < {min_customers}")
-    else:
-        try:
-            bg = fit_bgnbd(freq, rec_w, T_w, penalizer=penalizer)
-            bg_params = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b}
-            bg_row = _fit_row("bg_nbd", {**bg_params, "time_unit": "week", "penalizer": penalizer},
-                              bg.log_likelihood, bg.n_customers, bg.converged, bg.message)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:  # pragma: no cover
-            bg_row = _fit_row("bg_nbd", {**bg_params, "time_unit": "week"}, math.nan, n, False,
-                              f"fit failed: {exc}")
-            bg = None
-
-    # ---- Gamma-Gamma
-    gg = None
-    gg_params = {"p": math.nan, "q": math.nan, "v": math.nan}
-    if n < min_customers:
-        gg_row = _fit_row("gamma_gamma", gg_params, math.nan, n_gg, False,
-                          f"too few customers: {n} < {min_customers}")
-    elif n_gg < min_repeat_buyers:
-        gg_row = _fit_row("gamma_gamma", gg_params, math.nan, n_gg, False,
-                          f"too few repeat buyers with positive spend: {n_gg} < {min_repeat_buyers}")
-    else:
-        try:
-            gg = fit_gamma_gamma(freq[in_gg], money[in_gg], penalizer=penalizer)
-            gg_params = {"p": gg.p, "q": gg.q, "v": gg.v}
-            corr = float(np.corrcoef(freq[in_gg], money[in_gg])[0, 1]) if n_gg > 2 else math.nan
-            gg_msg = gg.message + (
-                f"; corr(frequency, monetary_value) = {corr:.3f} (model assumes independence)"
-                if math.isfinite(corr) else ""
-            )
-            gg_row = _fit_row("gamma_gamma", {**gg_params, "penalizer": penalizer},
-                              gg.log_likelihood, gg.n_customers, gg.converged, gg_msg)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:  # pragma: no cover
-            gg_row = _fit_row("gamma_gamma", gg_params, math.nan, n_gg, False, f"fit failed: {exc}")
-            gg = None
-
+    bg, bg_row = _fit_bgnbd_or_explain(freq, rec_w, T_w, min_customers, penalizer)
+    gg, gg_row = _fit_gamma_gamma_or_explain(freq, money, in_gg, min_customers, min_repeat_buyers, penalizer)
     fits = pd.DataFrame([bg_row, gg_row], columns=_FIT_COLUMNS)
     fitted = bg is not None and bg.converged and gg is not None and gg.converged
 
@@ -751,34 +798,9 @@ def score_customers(
         "in_gamma_gamma": in_gg,
         "model_status": MODEL_STATUS_FITTED if fitted else MODEL_STATUS_FALLBACK,
     })
-    if not fitted or n == 0:
-        return scores[_OUTPUT_COLUMNS], fits
-
-    # Score on unique (x, t_x, T) rows: day-granular data repeat a lot.
-    key = pd.DataFrame({"x": freq, "tx": rec_w, "T": T_w})
-    codes, uniq = pd.MultiIndex.from_frame(key).factorize()
-    ux = uniq.get_level_values(0).to_numpy(dtype=float)
-    utx = uniq.get_level_values(1).to_numpy(dtype=float)
-    uT = uniq.get_level_values(2).to_numpy(dtype=float)
-    p_alive = bgnbd_p_alive(bg, ux, utx, uT)[codes]
-    e_purch = bgnbd_expected_purchases(bg, expected_purchases_days / DAYS_PER_WEEK, ux, utx, uT)[codes]
-    value = gamma_gamma_expected_value(gg, freq, np.where(in_gg, money, np.nan))
-
-    step_w = DAYS_PER_YEAR / MONTHS_PER_YEAR / DAYS_PER_WEEK
-    rate_m = (1.0 + discount_rate_annual) ** (1.0 / MONTHS_PER_YEAR) - 1.0
-    horizon_w = horizon_days / DAYS_PER_WEEK
-    # discounted expected purchases per unique row (value factors out of the sum)
-    n_periods = int(math.ceil(horizon_w / step_w - 1e-12)) if horizon_w > 0 else 0
-    disc_purch = np.zeros(ux.size)
-    prev = np.zeros(ux.size)
-    for k in range(1, n_periods + 1):
-        cum = bgnbd_expected_purchases(bg, min(k * step_w, horizon_w), ux, utx, uT)
-        disc_purch += np.maximum(cum - prev, 0.0) / (1.0 + rate_m) ** k
-        prev = cum
-    scores["p_alive"] = p_alive
-    scores["expected_purchases_90d"] = e_purch
-    scores["expected_order_value"] = value
-    scores["clv"] = disc_purch[codes] * value
+    if fitted and n > 0:
+        _fill_model_scores(scores, bg, gg, freq, rec_w, T_w, money, in_gg, expected_purchases_days,
+                           horizon_days, discount_rate_annual)
     return scores[_OUTPUT_COLUMNS], fits
 
 
