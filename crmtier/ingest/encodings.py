@@ -252,18 +252,41 @@ def _line_offset(text: str, line: int) -> int:
     return pos + 1
 
 
-def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed: bool = False) -> RawTable:
+def _normalized_text(text: str, name: str, encoding: str) -> str:
+    """``text`` with \\n line ends; rejects NUL characters (binary or wrong encoding) and empty files."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
         raise FileRejected(f"{name}: undecodable bytes: NUL characters after decoding as {encoding} "
                            "(binary file or wrong encoding)")
     if not text.strip():
         raise FileRejected(f"{name}: empty file (no header, no data rows)")
+    return text
+
+
+@dataclass
+class _CsvRecords:
+    """What the csv parser read: the header (stripped) and the non-blank data records."""
+
+    header: list[str]
+    rows: list[list[str]]
+    starts: list[int]        # physical line where each kept record starts
+    row_numbers: list[int]   # 1-based data record number of each kept record (blank ones counted)
+    blank: int               # blank data records skipped
+    data_no: int             # data records read, blank ones included
+    last_start: int          # physical line where the last record starts
+
+
+def _is_blank(rec: list[str]) -> bool:
+    return not rec or not any(f.strip() for f in rec)
+
+
+def _csv_records(text: str, name: str, delimiter: str) -> _CsvRecords:
+    """Parse ``text``; rejects malformed CSV and a parser that did not consume every line."""
     n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header: list[str] | None = None
     rows: list[list[str]] = []
-    starts: list[int] = []  # physical line where each kept record starts
+    starts: list[int] = []
     row_numbers: list[int] = []
     blank = 0
     data_no = 0
@@ -275,12 +298,12 @@ def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed:
             prev_line = reader.line_num
             last_start = start
             if header is None:
-                if not rec or not any(f.strip() for f in rec):
+                if _is_blank(rec):
                     continue  # leading blank lines
                 header = rec
                 continue
             data_no += 1
-            if not rec or not any(f.strip() for f in rec):
+            if _is_blank(rec):
                 blank += 1
                 continue
             rows.append(rec)
@@ -293,8 +316,11 @@ def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed:
             f"{name}: record count mismatch: the csv parser consumed {reader.line_num} of {n_lines} lines"
         )
     assert header is not None
-    header = [h.strip() for h in header]
-    # wrong delimiter: one column whose name contains another delimiter
+    return _CsvRecords([h.strip() for h in header], rows, starts, row_numbers, blank, data_no, last_start)
+
+
+def _check_single_column_header(header: list[str], name: str, delimiter: str, sniffed: bool) -> None:
+    """Wrong delimiter: one column whose name contains another delimiter."""
     if len(header) == 1:
         for d in _OTHER_DELIMITERS:
             if d != delimiter and d in header[0]:
@@ -305,35 +331,51 @@ def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed:
                     + ("no comma, tab or semicolon in the header" if sniffed else f"declared delimiter {delimiter!r}")
                     + "); set 'delimiter' in the mapping or fix the file"
                 )
-    # unterminated quote in the last record: the csv module (non-strict) accepts it silently
-    if rows:
-        tail = text[_line_offset(text, last_start):]
-        try:
-            list(csv.reader(io.StringIO(tail), delimiter=delimiter, strict=True))
-        except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                raise FileRejected(
-                    f"{name}: truncated last line: unterminated quoted field in the record "
-                    f"starting at line {last_start}"
-                ) from None
-        last = rows[-1]
-        if len(last) < len(header) and row_numbers[-1] == data_no:
+
+
+def _check_last_record(text: str, name: str, delimiter: str, recs: _CsvRecords) -> None:
+    """A truncated last line: an unterminated quote (which the non-strict csv module accepts
+    silently), or fewer fields than the header."""
+    if not recs.rows:
+        return
+    tail = text[_line_offset(text, recs.last_start):]
+    try:
+        list(csv.reader(io.StringIO(tail), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
             raise FileRejected(
-                f"{name}: truncated last line: the last record (line {starts[-1]}) has {len(last)} "
-                f"fields, the header has {len(header)}"
-            )
-    # a quoted field that swallowed line breaks and does not fit the header: rows may be lost
-    width = len(header)
-    for rec, start in zip(rows, starts):
+                f"{name}: truncated last line: unterminated quoted field in the record "
+                f"starting at line {recs.last_start}"
+            ) from None
+    last = recs.rows[-1]
+    if len(last) < len(recs.header) and recs.row_numbers[-1] == recs.data_no:
+        raise FileRejected(
+            f"{name}: truncated last line: the last record (line {recs.starts[-1]}) has {len(last)} "
+            f"fields, the header has {len(recs.header)}"
+        )
+
+
+def _check_multiline_records(name: str, recs: _CsvRecords) -> None:
+    """A quoted field that swallowed line breaks and does not fit the header: rows may be lost."""
+    width = len(recs.header)
+    for rec, start in zip(recs.rows, recs.starts):
         if len(rec) != width and any("\n" in f for f in rec):
             raise FileRejected(
                 f"{name}: malformed quoting: the record starting at line {start} spans several lines and has "
                 f"{len(rec)} fields instead of {width}; rows after it cannot be counted"
             )
-    if not rows:
+
+
+def _read_csv_text(text: str, name: str, encoding: str, delimiter: str, sniffed: bool = False) -> RawTable:
+    text = _normalized_text(text, name, encoding)
+    recs = _csv_records(text, name, delimiter)
+    _check_single_column_header(recs.header, name, delimiter, sniffed)
+    _check_last_record(text, name, delimiter, recs)
+    _check_multiline_records(name, recs)
+    if not recs.rows:
         raise FileRejected(f"{name}: empty file (header only, no data rows)")
-    return RawTable(header=header, rows=rows, row_numbers=row_numbers, encoding=encoding,
-                    delimiter=delimiter, blank_rows=blank)
+    return RawTable(header=recs.header, rows=recs.rows, row_numbers=recs.row_numbers, encoding=encoding,
+                    delimiter=delimiter, blank_rows=recs.blank)
 
 
 def _cell_text(v: Any) -> str:
