@@ -31,6 +31,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from collections.abc import Mapping as _MappingABC
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -643,66 +644,103 @@ def _fast_amount(text: str) -> tuple[Amount | None, str | None] | None:
     return Amount(("-" if neg else "") + int_part + "." + frac, currency), None
 
 
-@lru_cache(maxsize=200_000)
-def _parse_amount_cached(text: str, decimal_separator: str) -> tuple[Amount | None, str | None]:
-    if decimal_separator == ".":
-        fast = _fast_amount(text)
-        if fast is not None:
-            return fast
-    s = text.casefold()
-    negative = False
+@dataclass
+class _AmountText:
+    """An amount being taken apart: what is left of the text, and what was stripped from it."""
+
+    s: str
+    negative: bool = False
     currency: str | None = None
-    multiplier = Decimal(1)
+    multiplier: Decimal = Decimal(1)
+
+
+_TWO_SIGNS = "more than one negative sign"
+# Each _strip_* step strips one affix from the text and returns (changed, error).
+
+
+def _strip_sign(a: _AmountText) -> tuple[bool, str | None]:
+    """(1,234), leading + or -, or an SAP-style trailing minus (1234-)."""
+    s = a.s
+    if s.startswith("(") and s.endswith(")"):
+        if a.negative:
+            return False, _TWO_SIGNS
+        a.negative, a.s = True, s[1:-1]
+        return True, None
+    if s[:1] in "+-" and s:
+        if s[0] == "-":
+            if a.negative:
+                return False, _TWO_SIGNS
+            a.negative = True
+        a.s = s[1:]
+        return True, None
+    if s.endswith("-") and len(s) > 1 and s[-2].isdigit():  # SAP-style trailing minus
+        if a.negative:
+            return False, _TWO_SIGNS
+        a.negative, a.s = True, s[:-1]
+        return True, None
+    return False, None
+
+
+def _strip_multiplier(a: _AmountText) -> tuple[bool, str | None]:
+    """A trailing 万 or 亿 (only one)."""
+    for mark, factor in _MULTIPLIERS.items():
+        if a.s.endswith(mark) and a.multiplier == 1:
+            a.multiplier, a.s = factor, a.s[: -len(mark)]
+            return True, None
+    return False, None
+
+
+def _strip_currency_symbol(a: _AmountText) -> tuple[bool, str | None]:
+    """A leading or trailing currency symbol or word (¥, 元, us$, ...)."""
+    for token, code in _CURRENCY_TOKENS:
+        hit = None
+        if a.s.startswith(token):
+            hit, a.s = code, a.s[len(token):]
+        elif a.s.endswith(token):
+            hit, a.s = code, a.s[: -len(token)]
+        if hit:
+            if a.currency and a.currency != hit:
+                return False, f"conflicting currency symbols ({a.currency}, {hit})"
+            a.currency = hit
+            return True, None
+    return False, None
+
+
+def _strip_iso_code(a: _AmountText) -> tuple[bool, str | None]:
+    """A leading or trailing 3-letter ISO code (CNY 12, 12 usd)."""
+    m = _ISO_CODE_PREFIX.match(a.s) or _ISO_CODE_SUFFIX.search(a.s)
+    if not m:
+        return False, None
+    code = m.group(1).upper()
+    if a.currency and a.currency != code:
+        return False, f"conflicting currency symbols ({a.currency}, {code})"
+    a.currency = code
+    a.s = a.s[: m.start()] + a.s[m.end():]
+    return True, None
+
+
+_AMOUNT_STEPS = (_strip_sign, _strip_multiplier, _strip_currency_symbol, _strip_iso_code)
+
+
+def _strip_affixes(a: _AmountText) -> str | None:
+    """Strip signs, multipliers and currencies until none is left (at most 12 rounds); the error, if any."""
     changed = True
     guard = 0
     while changed and guard < 12:
         guard += 1
         changed = False
-        s = s.strip()
-        if s.startswith("(") and s.endswith(")"):
-            if negative:
-                return None, "more than one negative sign"
-            negative, s, changed = True, s[1:-1], True
-            continue
-        if s[:1] in "+-" and s:
-            if s[0] == "-":
-                if negative:
-                    return None, "more than one negative sign"
-                negative = True
-            s, changed = s[1:], True
-            continue
-        if s.endswith("-") and len(s) > 1 and s[-2].isdigit():  # SAP-style trailing minus
-            if negative:
-                return None, "more than one negative sign"
-            negative, s, changed = True, s[:-1], True
-            continue
-        for mark, factor in _MULTIPLIERS.items():
-            if s.endswith(mark) and multiplier == 1:
-                multiplier, s, changed = factor, s[: -len(mark)], True
+        a.s = a.s.strip()
+        for step in _AMOUNT_STEPS:
+            changed, error = step(a)
+            if error is not None:
+                return error
+            if changed:
                 break
-        if changed:
-            continue
-        for token, code in _CURRENCY_TOKENS:
-            hit = None
-            if s.startswith(token):
-                hit, s = code, s[len(token):]
-            elif s.endswith(token):
-                hit, s = code, s[: -len(token)]
-            if hit:
-                if currency and currency != hit:
-                    return None, f"conflicting currency symbols ({currency}, {hit})"
-                currency, changed = hit, True
-                break
-        if changed:
-            continue
-        m = _ISO_CODE_PREFIX.match(s) or _ISO_CODE_SUFFIX.search(s)
-        if m:
-            code = m.group(1).upper()
-            if currency and currency != code:
-                return None, f"conflicting currency symbols ({currency}, {code})"
-            currency = code
-            s = s[: m.start()] + s[m.end():]
-            changed = True
+    return None
+
+
+def _amount_number(s: str, decimal_separator: str) -> tuple[Decimal | None, str | None]:
+    """The number left once the affixes are gone, with thousands separators."""
     s = s.strip()
     if not s:
         return None, "no digits"
@@ -715,12 +753,28 @@ def _parse_amount_cached(text: str, decimal_separator: str) -> tuple[Amount | No
             return None, "not a number (decimal separator '.')"
         plain = s.replace(",", "").replace(" ", "")
     try:
-        d = Decimal(plain) * multiplier
+        return Decimal(plain), None
     except InvalidOperation:
         return None, "not a number"
-    if negative:
+
+
+@lru_cache(maxsize=200_000)
+def _parse_amount_cached(text: str, decimal_separator: str) -> tuple[Amount | None, str | None]:
+    if decimal_separator == ".":
+        fast = _fast_amount(text)
+        if fast is not None:
+            return fast
+    a = _AmountText(text.casefold())
+    error = _strip_affixes(a)
+    if error is not None:
+        return None, error
+    number, error = _amount_number(a.s, decimal_separator)
+    if number is None:
+        return None, error
+    d = number * a.multiplier
+    if a.negative:
         d = -d
-    return Amount(format_amount(d), currency), None
+    return Amount(format_amount(d), a.currency), None
 
 
 def parse_amount(value: Any, decimal_separator: str = ".") -> tuple[Amount | None, str | None]:
