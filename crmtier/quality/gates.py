@@ -119,6 +119,77 @@ def gate_values(doc: dict, gate: str, params: dict | None = None) -> dict:
     return {**(doc.get("thresholds") or {}), **(gate_cfg.get("thresholds") or {}), **(params or {})}
 
 
+def _gate_config(doc: dict, gate: str, params: dict) -> dict:
+    """The gate's configuration; the gate must exist and every run parameter it declares be given."""
+    if gate not in doc["gates"]:
+        raise GateConfigError(f"unknown gate {gate!r}; gates.yml defines {sorted(doc['gates'])}")
+    gate_cfg = doc["gates"][gate]
+    declared = [p for p in gate_cfg.get("params") or [] if p not in params]
+    if declared:
+        raise GateConfigError(f"gate {gate!r} needs run parameter(s) {declared}")
+    return gate_cfg
+
+
+def _query_while_loading_gx(db_path: str | Path, gate: str, checks_cfg: list[dict],
+                            values: dict) -> tuple[dict[str, tuple[Any, float, str | None]], Any]:
+    """(frames per check, a validator): DuckDB runs the queries (releasing the GIL) while GX, a ~5 s
+    import, loads in this thread."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gate-{gate}-sql") as pool:
+        pending = pool.submit(_run_queries, Path(db_path), checks_cfg, values)
+        try:
+            validator = _Validator()
+        finally:
+            frames = pending.result()  # the connection is closed when this returns
+    return frames, validator
+
+
+def _query_failed_item(check: dict, suite_dict: dict, error: str, q_seconds: float) -> dict:
+    """The result item of a check whose query failed: a failed critical 'query' expectation."""
+    return {
+        "check": check["name"], "table": check["table"], "suite": suite_dict.get("name"),
+        "expectation": "query", "kwargs": {}, "severity": "critical", "success": False,
+        "weighted": False, "unexpected_rows": None, "total_rows": None, "samples": [], "sample_rows": [],
+        "observed": None, "frame_rows": 0, "error": error, "query_seconds": round(q_seconds, 3),
+    }
+
+
+def _validate_checks(gate: str, checks_cfg: list[dict], frames: dict, validator: Any, values: dict,
+                     suites_dir: Path) -> tuple[list[dict], list[tuple[dict, Any, dict]]]:
+    """(result items of every check, (check, GX suite result, suite) of the checks whose query ran)."""
+    all_checks: list[dict] = []
+    stored: list[tuple[dict, Any, dict]] = []
+    for check in checks_cfg:
+        frame, q_seconds, error = frames[check["name"]]
+        suite_dict = load_suite_dict(check["suite"], suites_dir)
+        if error is not None:
+            all_checks.append(_query_failed_item(check, suite_dict, error, q_seconds))
+            continue
+        weight_column = check.get("weight_column", DEFAULT_WEIGHT_COLUMN)
+        t = time.perf_counter()
+        suite_result, items = validate_frame(
+            frame, suite_dict, weight_column=weight_column, suite_parameters=values,
+            validator=validator, asset_name=f"{gate}.{check['name']}", table=check["table"], check=check["name"],
+            metrics=False if weight_column is None else None)  # weight_column: null = one frame row per table row
+        v_seconds = time.perf_counter() - t
+        for item in items:
+            item["query_seconds"] = round(q_seconds, 3)
+            item["validate_seconds"] = round(v_seconds, 3)
+        all_checks.extend(items)
+        stored.append((check, suite_result, suite_dict))
+    return all_checks, stored
+
+
+def _announce(result: GateResult, db_path: str | Path, params: dict, raise_on_failure: bool) -> None:
+    """Log the verdict; raise :class:`GateFailed` on failure when asked to."""
+    message = format_gate_message(result, db_path=db_path, params=params)
+    if result.success:
+        log.info(message)
+    elif raise_on_failure:
+        raise GateFailed(message, result)  # the task log shows it once, with the traceback
+    else:
+        log.error(message)
+
+
 def run_gate(db_path: str | Path, gate: str, params: dict | None = None, results_dir: str | Path | None = None,
              raise_on_failure: bool = True, *, gates_file: str | Path | None = None,
              keep_runs: int = 20) -> GateResult:
@@ -135,13 +206,7 @@ def run_gate(db_path: str | Path, gate: str, params: dict | None = None, results
     started = time.perf_counter()
     params = dict(params or {})
     doc = load_gates(gates_file)
-    if gate not in doc["gates"]:
-        raise GateConfigError(f"unknown gate {gate!r}; gates.yml defines {sorted(doc['gates'])}")
-    gate_cfg = doc["gates"][gate]
-    declared = [p for p in gate_cfg.get("params") or [] if p not in params]
-    if declared:
-        raise GateConfigError(f"gate {gate!r} needs run parameter(s) {declared}")
-    checks_cfg = gate_cfg["checks"]
+    checks_cfg = _gate_config(doc, gate, params)["checks"]
     suites_dir = Path(doc["_suites_dir"])
     # Suite parameters and SQL placeholders: run params over the gate's thresholds over the global ones.
     values = gate_values(doc, gate, params)
@@ -149,38 +214,8 @@ def run_gate(db_path: str | Path, gate: str, params: dict | None = None, results
     # Render everything first: a config mistake must not leave half a run behind.
     for check in checks_cfg:
         render_sql(check["sql"], values)
-    # DuckDB runs the queries (releasing the GIL) while GX, a ~5 s import, loads in this thread.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gate-{gate}-sql") as pool:
-        pending = pool.submit(_run_queries, Path(db_path), checks_cfg, values)
-        try:
-            validator = _Validator()
-        finally:
-            frames = pending.result()  # the connection is closed when this returns
-    all_checks: list[dict] = []
-    stored: list[tuple[dict, Any, dict]] = []
-    for check in checks_cfg:
-        frame, q_seconds, error = frames[check["name"]]
-        suite_dict = load_suite_dict(check["suite"], suites_dir)
-        if error is not None:
-            all_checks.append({
-                "check": check["name"], "table": check["table"], "suite": suite_dict.get("name"),
-                "expectation": "query", "kwargs": {}, "severity": "critical", "success": False,
-                "weighted": False, "unexpected_rows": None, "total_rows": None, "samples": [], "sample_rows": [],
-                "observed": None, "frame_rows": 0, "error": error, "query_seconds": round(q_seconds, 3),
-            })
-            continue
-        weight_column = check.get("weight_column", DEFAULT_WEIGHT_COLUMN)
-        t = time.perf_counter()
-        suite_result, items = validate_frame(
-            frame, suite_dict, weight_column=weight_column, suite_parameters=values,
-            validator=validator, asset_name=f"{gate}.{check['name']}", table=check["table"], check=check["name"],
-            metrics=False if weight_column is None else None)  # weight_column: null = one frame row per table row
-        v_seconds = time.perf_counter() - t
-        for item in items:
-            item["query_seconds"] = round(q_seconds, 3)
-            item["validate_seconds"] = round(v_seconds, 3)
-        all_checks.extend(items)
-        stored.append((check, suite_result, suite_dict))
+    frames, validator = _query_while_loading_gx(db_path, gate, checks_cfg, values)
+    all_checks, stored = _validate_checks(gate, checks_cfg, frames, validator, values, suites_dir)
 
     success = not any(not c["success"] and c.get("severity", "critical") == "critical" for c in all_checks)
     result = GateResult(gate=gate, success=success, checks=all_checks, seconds=0.0, docs_path=None)
@@ -191,14 +226,7 @@ def run_gate(db_path: str | Path, gate: str, params: dict | None = None, results
         except Exception as exc:  # noqa: BLE001 - documentation must never hide the verdict
             log.warning("GX gate %r: writing results/Data Docs failed: %s", gate, exc)
     result.seconds = round(time.perf_counter() - started, 3)
-
-    message = format_gate_message(result, db_path=db_path, params=params)
-    if success:
-        log.info(message)
-    elif raise_on_failure:
-        raise GateFailed(message, result)  # the task log shows it once, with the traceback
-    else:
-        log.error(message)
+    _announce(result, db_path, params, raise_on_failure)
     return result
 
 
