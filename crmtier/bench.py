@@ -326,7 +326,7 @@ def row(figure: str, measured: str, target: str, met: bool | None, load: str) ->
     return figure, measured, target, {True: "yes", False: "NO", None: "printed"}[met], load
 
 
-def main(argv=None) -> int:
+def _parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=10.0, help="W<scale>: scale × 100,000 customers (default 10)")
     parser.add_argument("--as-of", default="2026-11-01")
@@ -335,6 +335,125 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _describe_workload(landing: Path, scale: float) -> tuple[int, int]:
+    """Print the workload's size; (new orders, new events) of one daily delivery."""
+    rows = {e: sum(sum(1 for _ in p.open("rb")) - 1 for p in (landing / "generic" / e).glob("*.csv"))
+            for e in ("customers", "orders", "events")}
+    size = sum(p.stat().st_size for p in landing.glob("generic/*/*.csv"))
+    print(f"workload W{scale:g}: {rows['customers']:,} customers, {rows['orders']:,} orders, {rows['events']:,} events "
+          f"({size / 1e9:.2f} GB of CSV)", flush=True)
+    return round(DAILY_SHARE * rows["orders"]), round(DAILY_SHARE * rows["events"])
+
+
+@dataclass
+class _BenchRuns:
+    """Every measurement `main` reports."""
+
+    scale: float
+    tenth: float
+    hand: Measured
+    home: Path            # the big run's home
+    cold: Measured
+    daily: Measured
+    idle: Measured
+    floor: Measured
+    disk: int             # bytes of the big run's home
+    cold_small: Measured
+    daily_small: Measured
+    warm: Measured | None
+    fresh: Measured | None
+
+    @property
+    def runs(self) -> list[Measured]:
+        small = [self.warm, self.fresh] if self.warm is not None and self.fresh is not None else []
+        return [self.cold, self.daily, self.idle, self.cold_small, self.daily_small, *small]
+
+
+def _big_runs(work: Path, big: int, scale: float, landing_big: Path, days: tuple[str, str, str], new_orders: int,
+              new_events: int) -> tuple[Path, Measured, Measured, Measured, Measured, int]:
+    """(home, cold, daily, no new files, Airflow floor, disk bytes) of the big workload."""
+    day1, day2, day3 = days
+    home = work / f"home-{big}"
+    shutil.rmtree(home, ignore_errors=True)
+    landing = run_landing(home, landing_big)
+    cold = pipeline_run(f"W{scale:g} cold", home, landing, day1)
+    write_day(landing, big, day2, new_orders, new_events)
+    daily = pipeline_run(f"W{scale:g} daily: {new_orders + new_events:,} new rows", home, landing, day2)
+    idle = pipeline_run(f"W{scale:g} no new files", home, landing, day3)
+    floor = airflow_floor(home, day3)
+    print(f"where the fixed cost goes (run with no new files, as of {day3}; load {idle.load_before}):")
+    for name, seconds in fixed_cost(home, day3, idle.started_at):
+        print(f"  {name:62s} {seconds:6.1f}s")
+    return home, cold, daily, idle, floor, disk_usage(home)
+
+
+def _small_runs(work: Path, small: int, tenth: float, landing_small: Path, days: tuple[str, str, str],
+                new_orders: int, new_events: int) -> tuple[Measured, Measured]:
+    """(cold, daily) of the workload a tenth the size, with the same daily delivery."""
+    day1, day2, _ = days
+    home_small = work / f"home-{small}"
+    shutil.rmtree(home_small, ignore_errors=True)
+    landing_s = run_landing(home_small, landing_small)
+    cold_small = pipeline_run(f"W{tenth:g} cold", home_small, landing_s, day1)
+    write_day(landing_s, small, day2, new_orders, new_events)
+    daily_small = pipeline_run(f"W{tenth:g} daily: same new rows", home_small, landing_s, day2)
+    return cold_small, daily_small
+
+
+def _issue_table(r: _BenchRuns) -> list[tuple]:
+    """The rows of issue 13's table: figure, measured, target, met?, load."""
+    scale, tenth, hand, cold, daily, idle = r.scale, r.tenth, r.hand, r.cold, r.daily, r.idle
+    runs = r.runs
+    peak = max(runs[:3], key=lambda m: m.rss)
+    w = f"W{scale:g}"
+    table = [
+        row(f"{w} cold gated DagRun / hand-written script", f"{cold.seconds / hand.seconds:.1f}× "
+            f"({cold.seconds:.1f}s / {hand.seconds:.1f}s)", "≤ 6×", cold.seconds <= 6 * hand.seconds,
+            f"{cold.load_before} / {hand.load_before}"),
+        row(f"{w} daily run / {w} cold", f"{daily.seconds / cold.seconds:.2f} ({daily.seconds:.1f}s)", "≤ 0.2",
+            daily.seconds <= 0.2 * cold.seconds, daily.load_before),
+        row(f"{w} daily / W{tenth:g} daily (same new rows)", f"{daily.seconds / r.daily_small.seconds:.2f} "
+            f"({r.daily_small.seconds:.1f}s)", "≤ 1.5", daily.seconds <= 1.5 * r.daily_small.seconds,
+            r.daily_small.load_before),
+        row("run with no new files (fixed cost)", f"{idle.seconds:.1f}s (Airflow floor {r.floor.seconds:.1f}s)",
+            "≤ 12 s", idle.seconds <= 12, f"{idle.load_before} / {r.floor.load_before}"),
+    ]
+    if r.warm and r.fresh:
+        table += [row(f"{SMALL_CUSTOMERS:,} customers, cold warehouse, metadata DB initialised",
+                      f"{r.warm.seconds:.1f}s", "≤ 20 s", r.warm.seconds <= 20, r.warm.load_before),
+                  row(f"first run in a fresh home, {SMALL_CUSTOMERS:,} customers", f"{r.fresh.seconds:.1f}s",
+                      "printed", None, r.fresh.load_before)]
+    table.append(row(f"peak RSS of the largest process, {w}", f"{peak.rss / GIB:.2f} GiB ({peak.rss_process}, "
+                     f"{peak.label})", "≤ 4 GiB" if scale <= 10 else "≤ 16 GiB",
+                     peak.rss <= (4 if scale <= 10 else 16) * GIB, peak.load_before))
+    if scale >= 100:
+        table.append(row(f"{w} completes",
+                         f"{'yes' if cold.ok else 'NO'}: {cold.seconds:.0f}s, home {r.disk / 1e9:.1f} GB on disk",
+                         "≤ 16 GiB RSS", cold.ok and peak.rss <= 16 * GIB, cold.load_before))
+    else:
+        table.append(row("W100", "not run here (`make bench SCALE=100`)", "completes, ≤ 16 GiB", None, ""))
+    table.append(row(f"{w} cold / W{tenth:g} cold", f"{cold.seconds / r.cold_small.seconds:.1f} "
+                     f"({r.cold_small.seconds:.1f}s; 10 = linear)", "printed", None, r.cold_small.load_before))
+    checked = [m for m in runs if m.same_counts is not None]
+    table.append(row("same tier and status counts as the script", f"{sum(m.same_counts for m in checked)} of "
+                     f"{len(checked)} runs", "all", all(m.same_counts for m in checked) and len(checked) == len(runs),
+                     ""))
+    return table
+
+
+def _print_issue_table(r: _BenchRuns, table: list[tuple]) -> None:
+    print(f"\nissue 13's table (W{r.scale:g}; home {r.home}: {r.disk / 1e9:.2f} GB on disk; "
+          f"ru_maxrss of children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024:.2f} GiB)")
+    print("| figure | measured | target | met? | load (1/5/15 min) |\n|---|---|---|---|---|")
+    for cells in table:
+        print("| " + " | ".join(cells) + " |")
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
     scale, tenth = args.scale, args.scale / 10
     big, small = round(scale * CUSTOMERS_PER_SCALE), round(tenth * CUSTOMERS_PER_SCALE)
     day1 = args.as_of
@@ -346,86 +465,25 @@ def main(argv=None) -> int:
     landing_big = workload(args.work, big, day1)
     landing_small = workload(args.work, small, day1)
     landing_5k = workload(args.work, SMALL_CUSTOMERS, day1)
-    rows = {e: sum(sum(1 for _ in p.open("rb")) - 1 for p in (landing_big / "generic" / e).glob("*.csv"))
-            for e in ("customers", "orders", "events")}
-    size = sum(p.stat().st_size for p in landing_big.glob("generic/*/*.csv"))
-    print(f"workload W{scale:g}: {rows['customers']:,} customers, {rows['orders']:,} orders, {rows['events']:,} events "
-          f"({size / 1e9:.2f} GB of CSV)", flush=True)
-    new_orders, new_events = round(DAILY_SHARE * rows["orders"]), round(DAILY_SHARE * rows["events"])
+    new_orders, new_events = _describe_workload(landing_big, scale)
 
     hand, _, _ = handwritten(landing_big, day1)
     print(hand.line(), flush=True)
 
-    runs: list[Measured] = []
-    home = args.work / f"home-{big}"
-    shutil.rmtree(home, ignore_errors=True)
-    landing = run_landing(home, landing_big)
-    cold = pipeline_run(f"W{scale:g} cold", home, landing, day1)
-    write_day(landing, big, day2, new_orders, new_events)
-    daily = pipeline_run(f"W{scale:g} daily: {new_orders + new_events:,} new rows", home, landing, day2)
-    idle = pipeline_run(f"W{scale:g} no new files", home, landing, day3)
-    floor = airflow_floor(home, day3)
-    print(f"where the fixed cost goes (run with no new files, as of {day3}; load {idle.load_before}):")
-    for name, seconds in fixed_cost(home, day3, idle.started_at):
-        print(f"  {name:62s} {seconds:6.1f}s")
-    disk = disk_usage(home)
-    runs += [cold, daily, idle]
-
-    home_small = args.work / f"home-{small}"
-    shutil.rmtree(home_small, ignore_errors=True)
-    landing_s = run_landing(home_small, landing_small)
-    cold_small = pipeline_run(f"W{tenth:g} cold", home_small, landing_s, day1)
-    write_day(landing_s, small, day2, new_orders, new_events)
-    daily_small = pipeline_run(f"W{tenth:g} daily: same new rows", home_small, landing_s, day2)
-    runs += [cold_small, daily_small]
-
+    days = (day1, day2, day3)
+    home, cold, daily, idle, floor, disk = _big_runs(args.work, big, scale, landing_big, days, new_orders,
+                                                     new_events)
+    cold_small, daily_small = _small_runs(args.work, small, tenth, landing_small, days, new_orders, new_events)
     warm = fresh = None
     if not args.skip_small:
         warm = first_run(args.work, landing_5k, day1, fresh=False)
         fresh = first_run(args.work, landing_5k, day1, fresh=True)
-        runs += [warm, fresh]
+    results = _BenchRuns(scale, tenth, hand, home, cold, daily, idle, floor, disk, cold_small, daily_small,
+                         warm, fresh)
+    runs = results.runs
 
     stage_table(runs)
-    peak = max(runs[:3], key=lambda r: r.rss)
-    w = f"W{scale:g}"
-    table = [
-        row(f"{w} cold gated DagRun / hand-written script", f"{cold.seconds / hand.seconds:.1f}× "
-            f"({cold.seconds:.1f}s / {hand.seconds:.1f}s)", "≤ 6×", cold.seconds <= 6 * hand.seconds,
-            f"{cold.load_before} / {hand.load_before}"),
-        row(f"{w} daily run / {w} cold", f"{daily.seconds / cold.seconds:.2f} ({daily.seconds:.1f}s)", "≤ 0.2",
-            daily.seconds <= 0.2 * cold.seconds, daily.load_before),
-        row(f"{w} daily / W{tenth:g} daily (same new rows)", f"{daily.seconds / daily_small.seconds:.2f} "
-            f"({daily_small.seconds:.1f}s)", "≤ 1.5", daily.seconds <= 1.5 * daily_small.seconds,
-            daily_small.load_before),
-        row("run with no new files (fixed cost)", f"{idle.seconds:.1f}s (Airflow floor {floor.seconds:.1f}s)",
-            "≤ 12 s", idle.seconds <= 12, f"{idle.load_before} / {floor.load_before}"),
-    ]
-    if warm and fresh:
-        table += [row(f"{SMALL_CUSTOMERS:,} customers, cold warehouse, metadata DB initialised",
-                      f"{warm.seconds:.1f}s", "≤ 20 s", warm.seconds <= 20, warm.load_before),
-                  row(f"first run in a fresh home, {SMALL_CUSTOMERS:,} customers", f"{fresh.seconds:.1f}s",
-                      "printed", None, fresh.load_before)]
-    table.append(row(f"peak RSS of the largest process, {w}", f"{peak.rss / GIB:.2f} GiB ({peak.rss_process}, "
-                     f"{peak.label})", "≤ 4 GiB" if scale <= 10 else "≤ 16 GiB",
-                     peak.rss <= (4 if scale <= 10 else 16) * GIB, peak.load_before))
-    if scale >= 100:
-        table.append(row(f"{w} completes",
-                         f"{'yes' if cold.ok else 'NO'}: {cold.seconds:.0f}s, home {disk / 1e9:.1f} GB on disk",
-                         "≤ 16 GiB RSS", cold.ok and peak.rss <= 16 * GIB, cold.load_before))
-    else:
-        table.append(row("W100", "not run here (`make bench SCALE=100`)", "completes, ≤ 16 GiB", None, ""))
-    table.append(row(f"{w} cold / W{tenth:g} cold", f"{cold.seconds / cold_small.seconds:.1f} "
-                     f"({cold_small.seconds:.1f}s; 10 = linear)", "printed", None, cold_small.load_before))
-    checked = [r for r in runs if r.same_counts is not None]
-    table.append(row("same tier and status counts as the script", f"{sum(r.same_counts for r in checked)} of "
-                     f"{len(checked)} runs", "all", all(r.same_counts for r in checked) and len(checked) == len(runs),
-                     ""))
-
-    print(f"\nissue 13's table (W{scale:g}; home {home}: {disk / 1e9:.2f} GB on disk; "
-          f"ru_maxrss of children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024:.2f} GiB)")
-    print("| figure | measured | target | met? | load (1/5/15 min) |\n|---|---|---|---|---|")
-    for cells in table:
-        print("| " + " | ".join(cells) + " |")
+    _print_issue_table(results, _issue_table(results))
     failed = [r.label for r in runs if not r.ok]
     if failed:
         print(f"\nruns that FAILED: {', '.join(failed)} (see their homes' logs/)")
