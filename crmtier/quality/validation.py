@@ -272,6 +272,71 @@ def _samples_for(er, gx_frame: pd.DataFrame, samples: pd.DataFrame, idx: list[in
     return values, rows
 
 
+def _expectation_parameters(suite, suite_dict: dict, suite_parameters: dict | None) -> dict:
+    """The suite parameters the suite's expectations use; every one must be given."""
+    wanted = _suite_parameter_names(suite_dict.get("expectations", []))
+    suite_parameters = suite_parameters or {}
+    missing = sorted(wanted - set(suite_parameters))
+    if missing:
+        raise GateConfigError(f"suite {suite.name!r} needs suite parameter(s) {missing} (thresholds in gates.yml)")
+    return {k: _suite_parameter_value(suite_parameters[k]) for k in wanted}
+
+
+def _metric_row(gx_frame: pd.DataFrame, weight_column: str | None, metrics: bool | None) -> dict | None:
+    """The frame's one row as a dict when it is a row of aggregates (see ``validate_frame``), else None."""
+    if metrics is None:
+        metrics = weight_column is None and len(gx_frame) == 1
+    if metrics and weight_column is None and len(gx_frame) == 1:
+        return {c: _py(gx_frame[c].iloc[0]) for c in gx_frame.columns}
+    return None
+
+
+def _raised(er) -> bool:
+    """Whether evaluating the expectation raised (GX reports it in ``exception_info``)."""
+    return bool((er.exception_info or {}).get("raised_exception")) or any(
+        isinstance(v, dict) and v.get("raised_exception") for v in (er.exception_info or {}).values())
+
+
+def _result_item(er, gx_frame: pd.DataFrame, samples, weights, metric_row: dict | None, suite_name: str,
+                 table: str | None, check: str | None) -> dict:
+    """One expectation's result as a dict (weighting ``er`` in place when there are weights)."""
+    cfg = er.expectation_config
+    kwargs = {k: _py(v) for k, v in cfg.kwargs.items() if k != "batch_id"}
+    raw_idx = (er.result or {}).get("unexpected_index_list")
+    idx = [int(i) for i in raw_idx] if raw_idx is not None else None
+    raised = _raised(er)
+    if weights is not None and not raised:
+        _weighted_result(er, gx_frame, weights)
+    res = er.result or {}
+    item = {
+        "check": check,
+        "table": table,
+        "suite": suite_name,
+        "expectation": cfg.type,
+        "kwargs": kwargs,
+        "severity": str(getattr(cfg, "severity", "critical") or "critical").split(".")[-1].lower(),
+        "success": bool(er.success),
+        "weighted": weights is not None,
+        "unexpected_rows": res.get("unexpected_count"),
+        "total_rows": res.get("element_count"),
+        "samples": [],
+        "sample_rows": [],
+        "observed": None,
+        "frame_rows": int(len(gx_frame)),
+        "error": None,
+    }
+    if not er.success and metric_row is None:
+        item["samples"], item["sample_rows"] = _samples_for(er, gx_frame, samples, idx)
+    if metric_row is not None:
+        column = kwargs.get("column")
+        item["observed"] = {column: metric_row.get(column)} if column in metric_row else None
+        item["metrics"] = metric_row
+    if raised:
+        item["success"] = False
+        item["error"] = _exception_message(er.exception_info)
+    return item
+
+
 def validate_frame(frame: pd.DataFrame, suite_dict: dict, *, weight_column: str | None = DEFAULT_WEIGHT_COLUMN,
                    suite_parameters: dict | None = None, validator: _Validator | None = None,
                    asset_name: str | None = None, table: str | None = None, check: str | None = None,
@@ -289,57 +354,12 @@ def validate_frame(frame: pd.DataFrame, suite_dict: dict, *, weight_column: str 
     gx_frame, samples, weight_column = _prepare_frame(frame, weight_column)
     if weight_column is not None:
         _check_weighted_suite(suite, suite.name)
-    wanted = _suite_parameter_names(suite_dict.get("expectations", []))
-    suite_parameters = suite_parameters or {}
-    missing = sorted(wanted - set(suite_parameters))
-    if missing:
-        raise GateConfigError(f"suite {suite.name!r} needs suite parameter(s) {missing} (thresholds in gates.yml)")
-    expectation_parameters = {k: _suite_parameter_value(suite_parameters[k]) for k in wanted}
+    expectation_parameters = _expectation_parameters(suite, suite_dict, suite_parameters)
     suite_result = validator.validate(gx_frame, suite, expectation_parameters, asset_name=asset_name)
     weights = gx_frame[weight_column] if weight_column is not None else None
-    metric_row = None
-    if metrics is None:
-        metrics = weight_column is None and len(gx_frame) == 1
-    if metrics and weight_column is None and len(gx_frame) == 1:
-        metric_row = {c: _py(gx_frame[c].iloc[0]) for c in gx_frame.columns}
-    checks = []
-    for er in suite_result.results:
-        cfg = er.expectation_config
-        kwargs = {k: _py(v) for k, v in cfg.kwargs.items() if k != "batch_id"}
-        raw_idx = (er.result or {}).get("unexpected_index_list")
-        idx = [int(i) for i in raw_idx] if raw_idx is not None else None
-        raised = bool((er.exception_info or {}).get("raised_exception")) or any(
-            isinstance(v, dict) and v.get("raised_exception") for v in (er.exception_info or {}).values())
-        if weights is not None and not raised:
-            _weighted_result(er, gx_frame, weights)
-        res = er.result or {}
-        item = {
-            "check": check,
-            "table": table,
-            "suite": suite.name,
-            "expectation": cfg.type,
-            "kwargs": kwargs,
-            "severity": str(getattr(cfg, "severity", "critical") or "critical").split(".")[-1].lower(),
-            "success": bool(er.success),
-            "weighted": weights is not None,
-            "unexpected_rows": res.get("unexpected_count"),
-            "total_rows": res.get("element_count"),
-            "samples": [],
-            "sample_rows": [],
-            "observed": None,
-            "frame_rows": int(len(gx_frame)),
-            "error": None,
-        }
-        if not er.success and metric_row is None:
-            item["samples"], item["sample_rows"] = _samples_for(er, gx_frame, samples, idx)
-        if metric_row is not None:
-            column = kwargs.get("column")
-            item["observed"] = {column: metric_row.get(column)} if column in metric_row else None
-            item["metrics"] = metric_row
-        if raised:
-            item["success"] = False
-            item["error"] = _exception_message(er.exception_info)
-        checks.append(item)
+    metric_row = _metric_row(gx_frame, weight_column, metrics)
+    checks = [_result_item(er, gx_frame, samples, weights, metric_row, suite.name, table, check)
+              for er in suite_result.results]
     return suite_result, checks
 
 
