@@ -386,6 +386,13 @@ FILE_REJECTIONS = [
 ]
 
 
+def test_a_file_of_delimiters_only_with_a_declared_delimiter_is_rejected_naming_it(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b",,\n,,\n")  # the sniffer is skipped: the mapping declares the delimiter
+    with pytest.raises(FileRejected, match="no header: every line is blank"):
+        read_table(path, {"delimiter": ","})
+
+
 @pytest.mark.parametrize("label, source, entity, name, content, fragment", FILE_REJECTIONS, ids=[c[0] for c in FILE_REJECTIONS])
 def test_file_rejections(tmp_path, label, source, entity, name, content, fragment):
     p = _write(tmp_path, name, content)

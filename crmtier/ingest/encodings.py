@@ -315,7 +315,8 @@ def _csv_records(text: str, name: str, delimiter: str) -> _CsvRecords:
         raise FileRejected(
             f"{name}: record count mismatch: the csv parser consumed {reader.line_num} of {n_lines} lines"
         )
-    assert header is not None
+    if header is None:  # every line blank, or only delimiters: no header to read
+        raise FileRejected(f"{name}: no header: every line is blank")
     return _CsvRecords([h.strip() for h in header], rows, starts, row_numbers, blank, data_no, last_start)
 
 
