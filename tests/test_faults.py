@@ -392,7 +392,9 @@ def test_an_older_date_updates_history_but_not_the_current_snapshot(runs):
 
 def test_the_snapshot_is_one_relocatable_file(runs, tmp_path):
     home = runs["home_a"]
-    assert sorted(p.name for p in (home / "publish").iterdir()) == ["crm.duckdb"]
+    # the snapshot is crm.duckdb alone (no WAL, no temporary or sidecar file); the latest run report,
+    # report.html, is published beside it (crmtier/report) and is not part of the database
+    assert sorted(p.name for p in (home / "publish").iterdir()) == ["crm.duckdb", "report.html"]
     copy = tmp_path / "elsewhere.duckdb"
     shutil.copy(home / "publish" / "crm.duckdb", copy)
     moved = home / "publish-moved"
