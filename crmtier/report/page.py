@@ -257,7 +257,7 @@ def section_quality(d: dict) -> str:
     run = d["run"]
     parts = []
     q = run["quarantine"]
-    if q is not None:
+    if q is not None and q["files"]:  # a run with nothing new still writes an empty summary
         by_reason: dict[str, int] = {}
         for r in q["by_reason"]:
             by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["rows"]
