@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 FAULT_ENV = "CRMTIER_FAULT_AT"
@@ -26,16 +27,30 @@ def _session_of(stat: str) -> int:
     return int(stat[stat.rindex(")") + 2:].split()[3])
 
 
-def _other_pids_in_session(session: int) -> list[int]:
+def _state_of(stat: str) -> str:
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+def live_pids_in_session(session: int) -> list[int]:
+    """Processes of `session` other than this one that have not exited (zombies have: their locks are freed)."""
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if _session_of(Path(f"/proc/{entry.name}/stat").read_text()) == session:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+                if _session_of(stat) == session and _state_of(stat) not in ("Z", "X"):
                     pids.append(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue  # the process ended while we looked
     return pids
+
+
+def wait_for_session_end(session: int, timeout_s: float = 60) -> list[int]:
+    """Wait until every other process of `session` has exited; returns the ones still alive at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while (alive := live_pids_in_session(session)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
 
 
 def fault_point(point: str) -> None:
@@ -46,8 +61,11 @@ def fault_point(point: str) -> None:
     if not fault_requested(point):
         return
     session = os.getsid(0)
-    for pid in _other_pids_in_session(session):
+    for pid in live_pids_in_session(session):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: a task process still unmapping a large DuckDB cache holds the
+    # warehouse lock for a moment. Wait until the others are gone, so the run's parent sees a dead run.
+    wait_for_session_end(session, timeout_s=30)
     os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

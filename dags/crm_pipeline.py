@@ -6,9 +6,8 @@ build the dbt layers (staging -> intermediate -> marts, history), check drift ag
 previous date, publish a consistent snapshot for BI tools, write the alerts' outbox and notify.
 Every gate stops the run on bad data; nothing downstream is published or handed over.
 
-The as-of date is the run's logical date (`ds`): a backfill of any past date gives the same answer
-as its daily run. Logic: `crmtier.pipeline`. Publish updates the snapshot's Asset:
-`@dag(schedule=[crmtier.airflow_setup.snapshot_asset()])`.
+The as-of date is the run's logical date (`ds`): a backfill of any past date gives the same answer as
+its daily run. Logic: `crmtier.pipeline`. Publish updates the Asset `crmtier.airflow_setup.snapshot_asset()`.
 """
 from __future__ import annotations
 

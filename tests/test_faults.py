@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from crmtier.faults import wait_for_session_end
 from crmtier.samples.generate import generate_frames
 
 pytestmark = pytest.mark.e2e
@@ -109,6 +110,8 @@ def _run(home: Path, as_of: str, **extra) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
+    alive = wait_for_session_end(proc.pid)  # the run's session: nothing of it may outlive the run
+    assert not alive, f"processes of the run still alive after it ended: {alive}"
     return proc.returncode, out
 
 
