@@ -235,7 +235,7 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
                    for t in tasks if t in ends)
     phases.append((f"Airflow per-task overhead, {len(tasks)} tasks (task wall minus stage)", overhead))
     span("all tasks (first start to last end)", min(tasks.values(), default=None), max(ends.values(), default=None))
-    # dbt: one child process per stage; its log has times of day (same day as the run)
+    # dbt's log has times of day (same day as the run)
     dbt_log = home / "dbt_target" / "logs" / "dbt.log"
     marks: list[tuple[datetime, str]] = []
     for line in dbt_log.read_text(errors="replace").splitlines() if dbt_log.exists() else []:
@@ -244,20 +244,18 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
             t = datetime.combine(started.date(), datetime.strptime(m.group(1), "%H:%M:%S.%f").time(), UTC)
             if t >= started:
                 marks.append((t, m.group(2)))
-    launches = [t for t, line in stamped if "running " in line and "/dbt build" in line]
-    starts = [t for t, msg in marks if msg.startswith("Running with dbt")]
+    launches = [t for t, line in stamped if "running dbt build" in line]
     found = [t for t, msg in marks if msg.startswith("Found ")]
     done = [t for t, msg in marks if "succeeded at" in msg or "failed at" in msg]
     parse_says = ("Unable to do partial parsing", "Partial parsing enabled:", "Nothing changed")
 
     def parse_note(a: datetime, b: datetime) -> str:  # what dbt said about parsing in this invocation
-        return "; ".join(msg for t, msg in marks if a <= t <= b and msg.startswith(parse_says)) or "?"
-    for i, (launch, start) in enumerate(zip(launches, starts)):
-        span(f"dbt #{i + 1}: process start + imports", launch, start)
-        if i < len(found):
-            span(f"dbt #{i + 1}: parse ({parse_note(start, found[i])})", start, found[i])
-        if i < len(found) and i < len(done):
-            span(f"dbt #{i + 1}: build", found[i], done[i])
+        return "; ".join(msg for t, msg in marks if a <= t <= b and msg.startswith(parse_says)) or "no parse"
+    for i, launch in enumerate(launches):  # dbt runs in process: imports and parse on first use only
+        ready = next((t for t in found if t >= launch), None)
+        finished = next((t for t in done if ready and t >= ready), None)
+        span(f"dbt #{i + 1}: start + parse ({parse_note(launch, ready) if ready else '?'})", launch, ready)
+        span(f"dbt #{i + 1}: build", ready, finished)
     return phases
 
 

@@ -1,16 +1,15 @@
-"""Run dbt for one stage of the pipeline.
+"""Run dbt for one stage of the pipeline, in this process (dbt's programmatic `dbtRunner`).
 
-dbt runs in a child process: dbt-duckdb keeps the DuckDB file open for the life of the
-process, and the next stage (a gate, or another writer) needs the lock released.
+dbt-duckdb keeps the DuckDB file open for the life of its environment; it is closed after every
+command, so the next stage (a gate, or another writer) can open the file.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -43,12 +42,11 @@ def config_version(extra_vars: dict | None = None) -> str:
 
 def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = None,
             extra_vars: dict | None = None, fault_point_name: str | None = None) -> str:
-    """Run `dbt <args>` with the as-of date and config version as vars; raise DbtFailed on failure."""
+    """Run `dbt <args>` for one as-of date; return dbt's console output; raise DbtFailed on failure."""
     paths = get_paths()
     # as-of date and config version go in the environment: a changed --vars value would make
-    # dbt re-parse the whole project on every run (macros/as_of.sql reads them)
-    env = {**os.environ,
-           "CRMTIER_AS_OF_DATE": as_of_date,
+    # dbt re-parse the whole project on every run (macros/as_of.sql reads them when executing)
+    env = {"CRMTIER_AS_OF_DATE": as_of_date,
            "CRMTIER_CONFIG_VERSION": config_version(extra_vars),
            "CRMTIER_WAREHOUSE": str(warehouse or paths.warehouse),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -56,28 +54,81 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
            "DBT_LOG_PATH": str(paths.dbt_target / "logs"),
            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
            **duckdb_env()}  # memory limit, threads, spill folder (profiles.yml settings)
-    cmd = [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(DBT_PROJECT_DIR)]
+    cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR)]
     if extra_vars:
-        cmd += ["--vars", json.dumps(extra_vars)]
-    log.info("running %s", " ".join(cmd))
-    if fault_point_name and fault_requested(fault_point_name):
-        _run_until_first_node(cmd, env, fault_point_name)
-    proc = subprocess.run(cmd, env=env, cwd=DBT_PROJECT_DIR, text=True, capture_output=True)
-    output = proc.stdout + proc.stderr
-    for line in output.splitlines():
-        log.info("dbt | %s", line)
-    if proc.returncode != 0:
-        failures = [line for line in output.splitlines()
+        cli_args += ["--vars", json.dumps(extra_vars)]
+    log.info("running dbt %s (as of %s, in process)", " ".join(cli_args), as_of_date)
+    console: list[str] = []
+    kill_at = fault_point_name if fault_point_name and fault_requested(fault_point_name) else None
+    with _environment(env):
+        succeeded, error = _invoke(cli_args, extra_vars, _console_collector(console, kill_at))
+    output = "\n".join(console)
+    if not succeeded:
+        failures = [line for line in console
                     if any(k in line for k in ("ERROR", "FAIL ", "Failure in", "Error in", "Compilation Error"))]
-        raise DbtFailed(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n" + "\n".join(failures[-30:]))
+        if error:
+            failures.append(error)
+        raise DbtFailed(f"dbt {' '.join(args)} failed:\n" + "\n".join(failures[-30:]))
     return output
 
 
-def _run_until_first_node(cmd: list[str], env: dict, point: str) -> None:
-    """Test-only (crmtier.faults): start dbt and kill the run's process group once dbt has built its
-    first node, i.e. while dbt is writing the warehouse."""
-    with subprocess.Popen(cmd, env=env, cwd=DBT_PROJECT_DIR, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT) as running:
-        for line in running.stdout:
-            if " of " in line and " OK " in line:
-                fault_point(point)
+# dbt runs in this process (dbtRunner): the import of dbt and the project's parse are paid once per
+# process (a backfill of many dates, or the two dbt stages of a DagRun), not once per dbt command.
+_MANIFESTS: dict[str, object] = {}
+
+
+def _invoke(cli_args: list[str], extra_vars: dict | None, callback) -> tuple[bool, str]:
+    """One dbt command with the project's manifest parsed once per process and vars; the DuckDB
+    file is closed afterwards, so the gates and the next writer can open it."""
+    from dbt.cli.main import dbtRunner
+
+    key = json.dumps(extra_vars or {}, sort_keys=True)
+    try:
+        if key not in _MANIFESTS:
+            parse_args = ["parse", *cli_args[cli_args.index("--project-dir"):]]
+            parsed = dbtRunner(callbacks=[callback]).invoke(parse_args)
+            if not parsed.success:
+                return False, str(parsed.exception or "dbt parse failed")
+            _MANIFESTS[key] = parsed.result
+        result = dbtRunner(manifest=_MANIFESTS[key], callbacks=[callback]).invoke(cli_args)
+        return result.success, str(result.exception) if result.exception else ""
+    finally:
+        _close_duckdb()
+
+
+def _close_duckdb() -> None:
+    """dbt-duckdb keeps one DuckDB instance per process (keep_open): close it to release the file."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    env = DuckDBConnectionManager._ENV  # noqa: SLF001 - dbt-duckdb has no public close
+    if env is not None:
+        env.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def _console_collector(console: list[str], kill_at: str | None):
+    """A dbt event callback keeping what dbt prints (info and above) and, for the fault suite
+    (crmtier.faults), killing the run once dbt has built its first node, i.e. while it writes."""
+    def on_event(event) -> None:
+        if event.info.level in ("info", "warn", "error"):
+            message = event.info.msg
+            console.append(message)
+            log.info("dbt | %s", message)
+            if kill_at and " of " in message and " OK " in message:
+                fault_point(kill_at)
+    return on_event
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for one dbt command (profiles.yml and macros read them)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
