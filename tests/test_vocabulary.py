@@ -159,3 +159,36 @@ def test_customers_without_created_at_are_rejected_whole_as_csv_and_as_xlsx(tmp_
         assert con.execute("select count(*) from raw.quarantine").fetchone()[0] == 0
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("source", mappings.list_sources())
+def test_every_shipped_mapping_requires_at_least_the_layout(source):
+    """A vendor mapping may require more than layout.REQUIRED, never less (created_at when it maps it):
+    a vendor export without created_at is rejected whole like a generic one."""
+    mapping = mappings.load_mapping(source)
+    for entity in layout.ENTITIES:
+        if entity not in mapping.entities:
+            continue
+        em = mapping.entity(entity)
+        needed = [r for r in layout.REQUIRED[entity] if r != "created_at" or r in em.columns]
+        assert set(needed) <= set(em.required), (source, entity, em.required)
+
+
+def test_a_mapping_requiring_less_than_the_layout_is_refused(tmp_path):
+    generic = (mappings.PACKAGED_SOURCES_DIR / "generic.yaml").read_text(encoding="utf-8")
+    narrowed = generic.replace("  customers:\n", "  customers:\n    required: [customer_id]\n", 1)
+    assert narrowed != generic
+    path = tmp_path / "generic.yaml"
+    path.write_text(narrowed, encoding="utf-8")
+    with pytest.raises(mappings.MappingError, match=r"customers\.required.*leaves out \['created_at'\]"):
+        mappings.load_mapping_file(path)
+
+
+def test_a_vendor_customers_export_without_its_create_date_is_rejected_whole(tmp_path):
+    """The same rule through a vendor mapping: HubSpot contacts without `Create Date` (its created_at)."""
+    path = tmp_path / "landing" / "hubspot" / "customers" / "contacts.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("Record ID,First Name,Last Name\n101,San,Zhang\n102,Si,Li\n", encoding="utf-8")
+    (outcome,) = ingest_landing(tmp_path / "wh.duckdb", tmp_path / "landing", IngestSettings(settle_seconds=0)).files
+    assert (outcome.status, outcome.rows_loaded, outcome.rows_quarantined) == ("rejected", 0, 0)
+    assert "created_at" in outcome.message or "Create Date" in outcome.message

@@ -26,8 +26,8 @@ no Python is needed.  Schema (every key except ``entities`` is optional)::
     entities:
       customers | orders | events:
         sheet: Contacts             # xlsx only: sheet name or 0-based index (default: first)
-        required: [customer_id]     # canonical columns that must exist (and be non-empty);
-                                    #   default: crmtier/layout.py REQUIRED
+        required: [customer_id, created_at, email]  # canonical columns that must exist (and be
+                                    #   non-empty); default and minimum: crmtier/layout.py REQUIRED
         customer_match: [customer_id, name, phone]   # orders/events: how the customer is named
         generate_missing_id: false  # derive a stable id from the row when the id is absent
         columns:                    # canonical column -> accepted header names, by priority
@@ -606,11 +606,14 @@ def _parse_required(path: Path, ek: str, entity: str, raw: dict[str, Any], colum
                     constants: dict[str, str], derived: dict[str, Expression],
                     match: tuple[str, ...]) -> tuple[str, ...]:
     """`required` (default: the layout's), each one canonical and provided by the mapping."""
-    if "required" in raw:
-        required = _str_list(path, f"{ek}.required", raw["required"])
-    else:  # the layout's required columns; created_at only when mapped (a CRM may export no sign-up time)
-        required = [r for r in DEFAULT_REQUIRED[entity]
-                    if r != "created_at" or r in columns or r in constants or r in derived]
+    # the layout's required columns; created_at only when mapped (a CRM may export no sign-up time)
+    layout_required = [r for r in DEFAULT_REQUIRED[entity]
+                       if r != "created_at" or r in columns or r in constants or r in derived]
+    required = _str_list(path, f"{ek}.required", raw["required"]) if "required" in raw else layout_required
+    missing = [r for r in layout_required if r not in required]
+    if missing:  # a mapping may require more than the layout, never less: .csv and .xlsx files must agree
+        raise _err(path, f"{ek}.required", f"leaves out {missing}, which crmtier/layout.py REQUIRED needs "
+                   "(a file without them is rejected whole); list them too, or drop `required`")
     for r in required:
         if r not in CANONICAL_COLUMNS[entity]:
             raise _err(path, f"{ek}.required", f"{r!r} is not a canonical {entity} column")
