@@ -373,13 +373,9 @@ class _BenchRuns:
 def _big_runs(work: Path, big: int, scale: float, landing_big: Path, days: tuple[str, str, str], new_orders: int,
               new_events: int) -> tuple[Path, Measured, Measured, Measured, Measured, int]:
     """(home, cold, daily, no new files, Airflow floor, disk bytes) of the big workload."""
-    day1, day2, day3 = days
-    home = work / f"home-{big}"
-    shutil.rmtree(home, ignore_errors=True)
-    landing = run_landing(home, landing_big)
-    cold = pipeline_run(f"W{scale:g} cold", home, landing, day1)
-    write_day(landing, big, day2, new_orders, new_events)
-    daily = pipeline_run(f"W{scale:g} daily: {new_orders + new_events:,} new rows", home, landing, day2)
+    day3 = days[2]
+    home, landing, cold, daily = _cold_and_daily(work, big, f"W{scale:g}", landing_big, days, new_orders, new_events,
+                                                 f"{new_orders + new_events:,} new rows")
     idle = pipeline_run(f"W{scale:g} no new files", home, landing, day3)
     floor = airflow_floor(home, day3)
     print(f"where the fixed cost goes (run with no new files, as of {day3}; load {idle.load_before}):")
@@ -391,14 +387,21 @@ def _big_runs(work: Path, big: int, scale: float, landing_big: Path, days: tuple
 def _small_runs(work: Path, small: int, tenth: float, landing_small: Path, days: tuple[str, str, str],
                 new_orders: int, new_events: int) -> tuple[Measured, Measured]:
     """(cold, daily) of the workload a tenth the size, with the same daily delivery."""
-    day1, day2, _ = days
-    home_small = work / f"home-{small}"
-    shutil.rmtree(home_small, ignore_errors=True)
-    landing_s = run_landing(home_small, landing_small)
-    cold_small = pipeline_run(f"W{tenth:g} cold", home_small, landing_s, day1)
-    write_day(landing_s, small, day2, new_orders, new_events)
-    daily_small = pipeline_run(f"W{tenth:g} daily: same new rows", home_small, landing_s, day2)
+    _, _, cold_small, daily_small = _cold_and_daily(work, small, f"W{tenth:g}", landing_small, days, new_orders,
+                                                    new_events, "same new rows")
     return cold_small, daily_small
+
+
+def _cold_and_daily(work: Path, customers: int, label: str, landing_source: Path, days: tuple[str, str, str],
+                    new_orders: int, new_events: int, daily_note: str) -> tuple[Path, Path, Measured, Measured]:
+    """(home, landing, cold, daily) of one workload in a fresh home: a cold run, then one new day of files."""
+    day1, day2, _ = days
+    home = work / f"home-{customers}"
+    shutil.rmtree(home, ignore_errors=True)
+    landing = run_landing(home, landing_source)
+    cold = pipeline_run(f"{label} cold", home, landing, day1)
+    write_day(landing, customers, day2, new_orders, new_events)
+    return home, landing, cold, pipeline_run(f"{label} daily: {daily_note}", home, landing, day2)
 
 
 def _issue_table(r: _BenchRuns) -> list[tuple]:

@@ -579,7 +579,7 @@ def test_soft_problems_do_not_quarantine(tmp_path):
     assert json.loads(nf.rows["_extra"][0]) == {"Owner": "王经理", "_invalid": {"gender": "unknown", "phone": "12"}}
     # generic's gender vocabulary has 女 but not 女士: unknown -> empty, kept in _extra
     assert json.loads(nf.rows["_extra"][1]) == {"Level": "A", "_invalid": {"gender": "女士"}}
-    fx = normalize_file(_write(tmp_path, "f.csv", "客户编号,性别\nC2,女士\n".encode("gb18030")), "fxiaoke", "customers")
+    fx = normalize_file(_write(tmp_path, "f.csv", "客户编号,性别,创建时间\nC2,女士,2024-01-01\n".encode("gb18030")), "fxiaoke", "customers")
     assert list(fx.rows["gender"]) == ["F"] and fx.rows["_extra"].isna().all()
 
 
@@ -609,10 +609,11 @@ def test_generated_event_ids_and_duplicate_deliveries(tmp_path):
 
 
 def test_name_concat_and_alternatives(tmp_path):
-    text = _rows("Id,FirstName,LastName,Name", "1,Ann,Lee,", "2,,王,", "3,Bob,Ray,Robert Ray")
+    text = _rows("Id,FirstName,LastName,Name,CreatedDate", "1,Ann,Lee,,2024-01-01", "2,,王,,2024-01-01",
+                 "3,Bob,Ray,Robert Ray,2024-01-01")
     nf = normalize_file(_write(tmp_path, "c.csv", text), "salesforce", "customers")
     assert list(nf.rows["name"]) == ["Ann Lee", "王", "Robert Ray"]  # Name wins when filled, else First + Last
-    text = _rows("Id,FirstName,LastName", "1,Ann,Lee", "2,,王")
+    text = _rows("Id,FirstName,LastName,CreatedDate", "1,Ann,Lee,2024-01-01", "2,,王,2024-01-01")
     nf = normalize_file(_write(tmp_path, "c2.csv", text), "salesforce", "customers")
     assert list(nf.rows["name"]) == ["Ann Lee", "王"]
 

@@ -333,16 +333,21 @@ def _check_preferred_encodings(path: Path, key: str, v: Any) -> tuple[str, ...]:
     return encs
 
 
-def _check_delimiter(path: Path, key: str, v: Any) -> Any:
-    if v not in ("auto", ",", "\t", ";", "|"):
-        raise _err(path, key, f"expected auto, ',', '\\t', ';' or '|', got {v!r}")
-    return v
+def _one_of(choices: tuple[str, ...], expected: str | None = None):
+    """A setting check accepting only `choices` (`expected`: how the message lists them)."""
+    listing = expected or f"one of {', '.join(choices)}"
+
+    def check(path: Path, key: str, v: Any) -> Any:
+        if v not in choices:
+            raise _err(path, key, f"expected {listing}, got {v!r}")
+        return v
+    return check
 
 
-def _check_date_order(path: Path, key: str, v: Any) -> Any:
-    if v not in DATE_ORDERS:
-        raise _err(path, key, f"expected one of {', '.join(DATE_ORDERS)}, got {v!r}")
-    return v
+_check_delimiter = _one_of(("auto", ",", "\t", ";", "|"), "auto, ',', '\\t', ';' or '|'")
+_check_date_order = _one_of(DATE_ORDERS)
+_check_decimal_separator = _one_of((".", ","), "'.' or ','")
+_check_id_normalize = _one_of(ID_NORMALIZE_MODES)
 
 
 def _check_date_formats(path: Path, key: str, v: Any) -> Any:
@@ -373,18 +378,6 @@ def _check_phone_country_code(path: Path, key: str, v: Any) -> str:
     if v is not None and not re.fullmatch(r"\d{1,3}", text):
         raise _err(path, key, f"expected 1-3 digits such as \"86\", got {v!r}")
     return text
-
-
-def _check_decimal_separator(path: Path, key: str, v: Any) -> Any:
-    if v not in (".", ","):
-        raise _err(path, key, f"expected '.' or ',', got {v!r}")
-    return v
-
-
-def _check_id_normalize(path: Path, key: str, v: Any) -> Any:
-    if v not in ID_NORMALIZE_MODES:
-        raise _err(path, key, f"expected one of {', '.join(ID_NORMALIZE_MODES)}, got {v!r}")
-    return v
 
 
 # setting -> its check, which returns the value to keep (or raises MappingError)

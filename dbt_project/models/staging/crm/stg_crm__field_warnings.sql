@@ -12,45 +12,26 @@ source as (
 typed_fields as (
 
     -- generic files: values staging reads with the same macros as stg_crm__customers
+    {%- for optional in [
+        {'field': 'birth_date', 'reader': read_date, 'warning': 'unreadable_date'},
+        {'field': 'income', 'reader': read_number, 'warning': 'not_a_number'},
+        {'field': 'gender', 'reader': read_gender, 'warning': 'unknown_gender'},
+    ] %}
     select
         _load_id,
         _source,
         _file_name,
         _row_number,
         customer_id,
-        'birth_date' as field_name,
-        birth_date as raw_value,
-        'unreadable_date' as warning
+        '{{ optional.field }}' as field_name,
+        {{ optional.field }} as raw_value,
+        '{{ optional.warning }}' as warning
     from source
-    where nullif(trim(birth_date), '') is not null and {{ read_date('birth_date') }} is null
-
-    union all
-
-    select
-        _load_id,
-        _source,
-        _file_name,
-        _row_number,
-        customer_id,
-        'income' as field_name,
-        income as raw_value,
-        'not_a_number' as warning
-    from source
-    where nullif(trim(income), '') is not null and {{ read_number('income') }} is null
-
-    union all
-
-    select
-        _load_id,
-        _source,
-        _file_name,
-        _row_number,
-        customer_id,
-        'gender' as field_name,
-        gender as raw_value,
-        'unknown_gender' as warning
-    from source
-    where nullif(trim(gender), '') is not null and {{ read_gender('gender') }} is null
+    where
+        nullif(trim({{ optional.field }}), '') is not null
+        and {{ optional.reader(optional.field) }} is null
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 
