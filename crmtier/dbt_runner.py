@@ -61,7 +61,8 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
     console: list[str] = []
     kill_at = fault_point_name if fault_point_name and fault_requested(fault_point_name) else None
     with _environment(env):
-        succeeded, error = _invoke(cli_args, extra_vars, _console_collector(console, kill_at))
+        succeeded, error = _invoke(cli_args, extra_vars, Path(env["CRMTIER_WAREHOUSE"]).stem,
+                                   _console_collector(console, kill_at))
     output = "\n".join(console)
     if not succeeded:
         failures = [line for line in console
@@ -77,12 +78,13 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
 _MANIFESTS: dict[str, object] = {}
 
 
-def _invoke(cli_args: list[str], extra_vars: dict | None, callback) -> tuple[bool, str]:
-    """One dbt command with the project's manifest parsed once per process and vars; the DuckDB
-    file is closed afterwards, so the gates and the next writer can open it."""
+def _invoke(cli_args: list[str], extra_vars: dict | None, database: str, callback) -> tuple[bool, str]:
+    """One dbt command with the project's manifest parsed once per process, vars and database name
+    (dbt-duckdb names the database after the file: it is in every node); the DuckDB file is closed
+    afterwards, so the gates and the next writer can open it."""
     from dbt.cli.main import dbtRunner
 
-    key = json.dumps(extra_vars or {}, sort_keys=True)
+    key = json.dumps([extra_vars or {}, database], sort_keys=True)
     try:
         if key not in _MANIFESTS:
             parse_args = ["parse", *cli_args[cli_args.index("--project-dir"):]]
