@@ -55,7 +55,6 @@ final as (
         held.action,
         held.channel,
         held.cooldown_days,
-        held.alerts_within_cooldown,
         held.holding_alert_date,
         {{ alert_id('held.customer_id', 'held.rule_id', 'held.holding_alert_date') }} as holding_alert_id,
         date_diff('day', held.holding_alert_date, held.as_of_date) as days_from_holding_alert,
