@@ -34,6 +34,7 @@ import pytest
 from crmtier.cli import run_dag
 from crmtier.dbt_runner import run_dbt
 from crmtier.paths import DBT_PROJECT_DIR
+from crmtier.report.data import snapshot_data
 from crmtier.samples.generate import generate_frames
 
 pytestmark = pytest.mark.e2e
@@ -94,6 +95,8 @@ def _tables(home: Path) -> dict[str, pd.DataFrame]:
                 "select * from history.customer_transitions order by effective_date, customer_id").df(),
             "alerts": con.execute("select * from history.customer_alerts order by as_of_date, customer_id, rule_id").df(),
             "daily_counts": con.execute("select * from history.transition_daily_counts order by all").df(),
+            "holds": con.execute(
+                "select * from history.customer_alert_holds order by as_of_date, customer_id, rule_id").df(),
         }
     finally:
         con.close()
@@ -277,13 +280,14 @@ def _matches(cell: str, value) -> bool:
     return cell == "*" or str(value) in cell.split("|")
 
 
-def reference_alerts(transitions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def reference_alerts(transitions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rules of seeds/alert_rules.csv applied to the transitions in date order, with the cooldown
-    counted from the previous alert kept for the same customer and rule. Returns (alerts, suppressed)."""
+    counted from the previous alert kept for the same customer and rule. Returns (alerts, held): held
+    are the matches the cooldown suppressed, with the date of the alert that held them."""
     rules = pd.read_csv(DBT_PROJECT_DIR / "seeds" / "alert_rules.csv", dtype=str, keep_default_na=False)
     rules = rules[rules["is_enabled"].str.lower() == "true"]
     tier_rank = pd.read_csv(DBT_PROJECT_DIR / "seeds" / "tier_rules.csv").set_index("tier")["tier_rank"].to_dict()
-    rows, last, suppressed = [], {}, 0
+    rows, last, held = [], {}, []
     for t in transitions.sort_values(["effective_date", "customer_id"]).itertuples():
         for r in rules.itertuples():
             if r.dimension == "status":
@@ -304,17 +308,20 @@ def reference_alerts(transitions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
             day = pd.Timestamp(t.effective_date)
             previous = last.get((t.customer_id, r.rule_id))
             if previous is not None and (day - previous).days < int(r.cooldown_days):
-                suppressed += 1
+                held.append({"customer_id": t.customer_id, "rule_id": r.rule_id,
+                             "as_of_date": day.strftime("%Y-%m-%d"), "holding_alert_date": previous.strftime("%Y-%m-%d")})
                 continue
             last[(t.customer_id, r.rule_id)] = day
             rows.append({"customer_id": t.customer_id, "rule_id": r.rule_id, "as_of_date": day.strftime("%Y-%m-%d"),
                          "action": r.action, "channel": r.channel})
-    return pd.DataFrame(rows, columns=["customer_id", "rule_id", "as_of_date", "action", "channel"]), suppressed
+    return (pd.DataFrame(rows, columns=["customer_id", "rule_id", "as_of_date", "action", "channel"]),
+            pd.DataFrame(held, columns=["customer_id", "rule_id", "as_of_date", "holding_alert_date"]))
 
 
 def test_alerts_match_the_rules_and_the_cooldown(backfill):
     tables = _require(backfill)
-    expected, suppressed = reference_alerts(reference_transitions(tables["history"]))
+    expected, held = reference_alerts(reference_transitions(tables["history"]))
+    suppressed = len(held)
     alerts = tables["alerts"].copy()
     alerts["as_of_date"] = pd.to_datetime(alerts["as_of_date"]).dt.strftime("%Y-%m-%d")
     columns = ["customer_id", "rule_id", "as_of_date", "action", "channel"]
@@ -335,13 +342,47 @@ def test_alerts_match_the_rules_and_the_cooldown(backfill):
     assert not within.any(), ordered[within]
 
 
+def _dated(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    out = frame[columns].copy()
+    for column in columns:
+        if column.endswith("_date"):
+            out[column] = pd.to_datetime(out[column]).dt.strftime("%Y-%m-%d")
+    return out.sort_values(columns).reset_index(drop=True)
+
+
+def _report_held(home: Path, day: str) -> dict[str, int]:
+    """Held-by-cooldown counts per rule as the run report shows them for `day` (from the published snapshot)."""
+    return {r["rule_id"]: r["held_by_cooldown"] for r in snapshot_data(home / "publish" / "crm.duckdb", day)["cooldown"]}
+
+
+def _dbt_held(holds: pd.DataFrame, day: str) -> dict[str, int]:
+    return holds[holds["as_of_date"].astype(str) == day].groupby("rule_id").size().to_dict()
+
+
+def test_holds_are_the_matches_the_cooldown_suppressed_and_the_report_counts_them(backfill):
+    tables = _require(backfill)
+    _, expected = reference_alerts(reference_transitions(tables["history"]))
+    holds = tables["holds"]
+    columns = ["customer_id", "rule_id", "as_of_date", "holding_alert_date"]
+    pd.testing.assert_frame_equal(_dated(holds, columns), _dated(expected, columns))
+    assert len(holds) > 0  # the data exercise the cooldown
+    # a hold is never an alert, and its holding alert is one
+    alerts = tables["alerts"]
+    key = ["customer_id", "rule_id", "as_of_date"]
+    assert holds.merge(alerts, on=key).empty
+    assert set(holds["holding_alert_id"]) <= set(alerts["alert_id"])
+    # the run report's held-by-cooldown counts are dbt's, date by date
+    for day in DATES:
+        assert _report_held(backfill["home"], day) == _dbt_held(holds, day), day
+
+
 def test_history_models_unit_tests(backfill):
     _require(backfill)
     with pytest.MonkeyPatch.context() as mp:
         _home(mp, backfill["home"])
-        output = run_dbt(["test", "--select", "customer_transitions,test_type:unit", "customer_alerts,test_type:unit"],
-                         DATES[-1])
-    assert "PASS=3" in output
+        output = run_dbt(["test", "--select", "customer_transitions,test_type:unit", "customer_alerts,test_type:unit",
+                          "customer_alert_holds,test_type:unit"], DATES[-1])
+    assert "PASS=4" in output
 
 
 # ------------------------------------------------------------------------------------- re-runs and drift
@@ -368,6 +409,8 @@ def test_rerunning_dates_neither_duplicates_nor_changes_anything(backfill):
     for name, frame in tables.items():
         pd.testing.assert_frame_equal(again[name].reset_index(drop=True), frame.reset_index(drop=True),
                                       check_exact=False, rtol=1e-9, obj=name)
+    # the report of the re-run older date counts the holds dbt decided on it (the cooldown looks both ways)
+    assert _report_held(home, older) == _dbt_held(again["holds"], older)
     after_files = {p.relative_to(outbox): p.read_bytes() for p in outbox.glob("*/*")}
     # the same files byte for byte, manifests included: a handed-over folder is left as it is
     assert after_files == before_files

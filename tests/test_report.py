@@ -124,6 +124,20 @@ def test_charts_show_the_snapshot_figures(page, report_run):
         assert f"{names['status'][a]} → {names['status'][b]}: {n:,}" in flow_titles
 
 
+def test_tiers_are_in_the_order_of_crmtier_summary(page, report_run):
+    """The report's tier chart and `crmtier summary` share one order (seed tier_rank, `new` last)."""
+    from crmtier.report.data import labels
+    from crmtier.seeds import tier_order
+
+    _, _, result = page
+    names = labels()["tier"]
+    titles = {c["id"]: c for c in result["result"]["charts"]}["tiers"]["titles"]
+    tiers = _snapshot_counts(report_run.snapshot, "select tier, count(*) from customer_tiers group by 1")
+    assert "new" in tiers and len(tiers) > 2  # the data have a tier without a rank to place
+    assert [t.rsplit(": ", 1)[0] for t in titles] == [names[t] for t in tier_order(tiers)]
+    assert tier_order(tiers)[-1] == "new"
+
+
 def test_gates_and_data_docs_are_listed(page):
     _, _, result = page
     gates = result["result"]["gates"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from crmtier.duckdb_config import duckdb_config
 from crmtier.paths import get_paths
-from crmtier.seeds import labels, read_seed  # noqa: F401  (labels: part of this module's interface)
+from crmtier.seeds import labels, tier_order  # noqa: F401  (labels: part of this module's interface)
 
 GATES = ("raw", "staging", "marts", "drift")
 FLOW_WINDOWS = (30, 90)
@@ -61,8 +61,10 @@ def snapshot_data(snapshot: Path, as_of_date: str | None = None) -> dict:
         clv = "customer_clv" if current else f"(select customer_id, clv from customer_history {day})"
         out: dict = {"as_of_date": as_of.isoformat(), "run_id": snap.get("run_id"),
                      "latest_date": latest.isoformat(), "is_latest": current}
-        out["tiers"] = _rows(con, f"select tier, min(tier_rank) as tier_rank, count(*) as n from {tiers} as t "
-                                  "group by tier order by min(tier_rank) nulls last, tier")
+        tier_rows = _rows(con, f"select tier, min(tier_rank) as tier_rank, count(*) as n from {tiers} as t "
+                               "group by tier")
+        order = tier_order([row["tier"] for row in tier_rows])  # as `crmtier summary`: seed rank, `new` last
+        out["tiers"] = sorted(tier_rows, key=lambda row: order.index(row["tier"]))
         out["status"] = _rows(con, f"select status, count(*) as n from {status} as s group by status order by n desc")
         out["at_risk"] = con.execute(f"select count(*) filter (where is_at_risk), count(*) from {status} as s"
                                      ).fetchone()
@@ -122,48 +124,14 @@ def _history(con, as_of: date) -> dict:
     return out
 
 
-def _matches(cell: str, value) -> bool:
-    """A rule cell of seed alert_rules: `*`, one value, or values separated by `|` (macro rule_value_matches)."""
-    return cell == "*" or str(value).lower() in cell.split("|")
-
-
 def _cooldown_held(con, as_of: date) -> list[dict]:
-    """Per rule: transitions of the date that match the rule but got no alert because the same customer
-    had an alert of that rule less than cooldown_days before (the rest of the matching is in dbt)."""
-    if not _has(con, "customer_transitions"):
+    """Per rule: matches of the date the cooldown held back, as dbt decided them (history.customer_alert_holds:
+    the same matching and cooldown as customer_alerts, so a re-run older date counts what dbt held)."""
+    if not _has(con, "customer_alert_holds"):
         return []
-    todays = _rows(con, """select customer_id, from_status, to_status, from_tier, to_tier, tier_direction,
-                                  is_status_changed, is_tier_changed, is_at_risk_changed,
-                                  coalesce(from_is_at_risk, false) as from_is_at_risk,
-                                  coalesce(to_is_at_risk, false) as to_is_at_risk
-                           from customer_transitions where effective_date = ?""", [as_of])
-    fired = {(r[0], r[1]) for r in con.execute(
-        "select customer_id, rule_id from customer_alerts where as_of_date = ?", [as_of]).fetchall()}
-    earlier = con.execute("select customer_id, rule_id, max(as_of_date) from customer_alerts "
-                          "where as_of_date < ? group by 1, 2", [as_of]).fetchall()
-    last_alert = {(c, r): d for c, r, d in earlier}
-    held = []
-    for rule in read_seed("alert_rules"):
-        if rule["is_enabled"].strip().lower() != "true":
-            continue
-        dim, n = rule["dimension"], 0
-        for t in todays:
-            if (t["customer_id"], rule["rule_id"]) in fired or not _matches(rule["tier_scope"], t["to_tier"]):
-                continue
-            if dim == "status":
-                hit = t["is_status_changed"] and _matches(rule["from_value"], t["from_status"]) \
-                    and _matches(rule["to_value"], t["to_status"])
-            elif dim == "tier":
-                to_ok = {"lower": t["tier_direction"] == "down", "higher": t["tier_direction"] == "up"}.get(
-                    rule["to_value"], _matches(rule["to_value"], t["to_tier"]))
-                hit = t["is_tier_changed"] and _matches(rule["from_value"], t["from_tier"]) and to_ok
-            else:
-                hit = t["is_at_risk_changed"] and _matches(rule["from_value"], str(t["from_is_at_risk"]).lower()) \
-                    and _matches(rule["to_value"], str(t["to_is_at_risk"]).lower())
-            previous = last_alert.get((t["customer_id"], rule["rule_id"]))
-            n += bool(hit and previous and (as_of - previous).days < int(rule["cooldown_days"]))
-        held.append({"rule_id": rule["rule_id"], "action": rule["action"], "held_by_cooldown": n})
-    return held
+    return _rows(con, """select rule_id, action, channel, count(*) as held_by_cooldown
+                         from customer_alert_holds where as_of_date = ?
+                         group by all order by rule_id""", [as_of])
 
 
 def latest_gate_summary(gate: str, as_of: str, load_ids: list[str], ingest_started: str | None) -> dict | None:

@@ -140,14 +140,14 @@ def section_alerts(d: dict) -> str:
     s, run = d["snapshot"], d["run"]
     manifest = run["outbox"]["manifest"]
     actions = manifest.get("actions", {})
-    held = {r["rule_id"]: r["held_by_cooldown"] for r in s["cooldown"]}
+    held = {r["rule_id"]: r for r in s["cooldown"]}  # rules with a hold on the date (customer_alert_holds)
     rows, bars = [], []
     by_rule = {r["rule_id"]: r for r in s["alerts"]}
-    for rule_id in sorted(set(by_rule) | {k for k, v in held.items() if v}):
-        r = by_rule.get(rule_id, {})
-        action = r.get("action") or next((c["action"] for c in s["cooldown"] if c["rule_id"] == rule_id), "")
-        rows.append([rule_id, action, r.get("channel", ""), r.get("alerts", 0), r.get("control", 0),
-                     held.get(rule_id, 0), r.get("missing_contact", 0)])
+    for rule_id in sorted(set(by_rule) | set(held)):
+        r, h = by_rule.get(rule_id, {}), held.get(rule_id, {})
+        rows.append([rule_id, r.get("action") or h.get("action", ""), r.get("channel") or h.get("channel", ""),
+                     r.get("alerts", 0), r.get("control", 0), h.get("held_by_cooldown", 0),
+                     r.get("missing_contact", 0)])
     per_action: dict[str, list[float]] = {}
     for row in rows:
         acc = per_action.setdefault(row[1], [0, 0])

@@ -71,12 +71,13 @@
         || {{ alert }}.transition_reason
 {%- endmacro %}
 
-{#- Alerts of other as-of dates already in customer_alerts (the cooldown looks at them both ways):
-    none on the first build. -#}
-{% macro alerts_of_other_dates() -%}
-    {%- if is_incremental() -%}
+{#- Alerts of other as-of dates than this run's (the cooldown looks at them both ways): of
+    `alerts` (a relation) when given, else of this incremental model itself (none on its first
+    build). -#}
+{% macro alerts_of_other_dates(alerts=none) -%}
+    {%- if alerts is not none or is_incremental() -%}
     select customer_id, rule_id, as_of_date
-    from {{ this }}
+    from {{ alerts if alerts is not none else this }}
     where as_of_date <> {{ as_of_date() }}
     {%- else -%}
     select
@@ -85,4 +86,67 @@
         cast(null as date) as as_of_date
     where false
     {%- endif -%}
+{%- endmacro %}
+
+{#- The deterministic key of an alert: md5(customer_id|rule_id|as_of_date), the same on a re-run. -#}
+{% macro alert_id(customer_id, rule_id, as_of_date) -%}
+    md5({{ customer_id }} || '|' || {{ rule_id }} || '|' || strftime({{ as_of_date }}, '%Y-%m-%d'))
+{%- endmacro %}
+
+{#- This run's transitions that fire an enabled rule within its tier scope, one row per transition
+    and rule: the matching customer_alerts and customer_alert_holds share. Reads the calling
+    model's CTEs `transitions` (customer_transitions) and `rules` (seed alert_rules). -#}
+{% macro alert_rule_matches() -%}
+    select
+        transitions.customer_id,
+        transitions.effective_date as as_of_date,
+        transitions.previous_as_of_date,
+        rules.rule_id,
+        rules.dimension,
+        {{ alert_dimension_value('rules', 'transitions', 'from') }} as from_value,
+        {{ alert_dimension_value('rules', 'transitions', 'to') }} as to_value,
+        rules.action,
+        rules.channel,
+        rules.priority,
+        rules.cooldown_days,
+        rules.control_share,
+        rules.message_en,
+        rules.message_zh,
+        {{ alert_rule_text('rules') }} as rule_text,
+        transitions.to_status as status,
+        transitions.to_tier as tier,
+        transitions.to_value_score as value_score,
+        transitions.reason as transition_reason,
+        transitions.config_version
+
+    from transitions
+    inner join rules on {{ alert_rule_fires('rules', 'transitions') }}
+    where transitions.effective_date = {{ as_of_date() }}
+        and rules.is_enabled
+        and {{ rule_value_matches('rules.tier_scope', 'transitions.to_tier') }}
+{%- endmacro %}
+
+{#- The cooldown of each match: the other alerts of the same customer and rule less than
+    cooldown_days away, before or after (alerts_within_cooldown; 0 = the match is an alert), the
+    earliest of them (holding_alert_date) and the latest earlier alert (previous_alert_date). Reads
+    the calling model's CTEs `matched` (macro alert_rule_matches) and `other_alerts` (macro
+    alerts_of_other_dates). -#}
+{% macro alert_cooldown() -%}
+    select
+        matched.*,
+        max(other_alerts.as_of_date) filter (where other_alerts.as_of_date < matched.as_of_date)
+            as previous_alert_date,
+        count(other_alerts.as_of_date) filter (where {{ alert_within_cooldown() }}) as alerts_within_cooldown,
+        min(other_alerts.as_of_date) filter (where {{ alert_within_cooldown() }}) as holding_alert_date
+
+    from matched
+    left join other_alerts
+        on matched.customer_id = other_alerts.customer_id
+        and matched.rule_id = other_alerts.rule_id
+    group by all
+{%- endmacro %}
+
+{#- The other alert is less than the rule's cooldown_days away from the match, before or after. -#}
+{% macro alert_within_cooldown() -%}
+    abs(date_diff('day', other_alerts.as_of_date, matched.as_of_date)) < matched.cooldown_days
 {%- endmacro %}

@@ -26,62 +26,39 @@ customers as (
 
 ),
 
+other_alerts as (
+
+    -- alerts of other as-of dates already in this table (none on the first build)
+    {{ alerts_of_other_dates() }}
+
+),
+
 matched as (
 
-    -- this run's transitions that fire an enabled rule within its tier scope
-    select
-        transitions.customer_id,
-        transitions.effective_date as as_of_date,
-        transitions.previous_as_of_date,
-        rules.rule_id,
-        rules.dimension,
-        {{ alert_dimension_value('rules', 'transitions', 'from') }} as from_value,
-        {{ alert_dimension_value('rules', 'transitions', 'to') }} as to_value,
-        rules.action,
-        rules.channel,
-        rules.priority,
-        rules.cooldown_days,
-        rules.control_share,
-        rules.message_en,
-        rules.message_zh,
-        {{ alert_rule_text('rules') }} as rule_text,
-        transitions.to_status as status,
-        transitions.to_tier as tier,
-        transitions.to_value_score as value_score,
-        transitions.reason as transition_reason,
-        transitions.config_version
+    -- this run's transitions that fire an enabled rule within its tier scope (shared with customer_alert_holds)
+    {{ alert_rule_matches() }}
 
-    from transitions
-    inner join rules on {{ alert_rule_fires('rules', 'transitions') }}
-    where transitions.effective_date = {{ as_of_date() }}
-        and rules.is_enabled
-        and {{ rule_value_matches('rules.tier_scope', 'transitions.to_tier') }}
+),
+
+cooldown as (
+
+    -- the pair's other alerts less than cooldown_days away, before or after (shared with customer_alert_holds)
+    {{ alert_cooldown() }}
 
 ),
 
 kept as (
 
-    -- cooldown: no alert when the pair has another alert less than cooldown_days away, before or after
-    select
-        matched.*,
-        max(earlier_alerts.as_of_date) filter (where earlier_alerts.as_of_date < matched.as_of_date)
-            as previous_alert_date
-
-    from matched
-    left join ({{ alerts_of_other_dates() }}) as earlier_alerts
-        on matched.customer_id = earlier_alerts.customer_id
-        and matched.rule_id = earlier_alerts.rule_id
-    group by all
-    having count(earlier_alerts.as_of_date) filter (
-            where abs(date_diff('day', earlier_alerts.as_of_date, matched.as_of_date)) < matched.cooldown_days
-        ) = 0
+    -- cooldown: no alert when the pair has another alert less than cooldown_days away
+    select * from cooldown
+    where alerts_within_cooldown = 0
 
 ),
 
 final as (
 
     select
-        md5(kept.customer_id || '|' || kept.rule_id || '|' || strftime(kept.as_of_date, '%Y-%m-%d')) as alert_id,
+        {{ alert_id('kept.customer_id', 'kept.rule_id', 'kept.as_of_date') }} as alert_id,
         kept.customer_id,
         kept.rule_id,
         kept.as_of_date,
