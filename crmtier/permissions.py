@@ -27,7 +27,7 @@ def run_umask() -> int:
 
 
 def apply_umask() -> int:
-    """Set the process umask for this run (inherited by Airflow, dbt and DuckDB child processes);
+    """Set the process umask for this run (inherited by Airflow's child processes; dbt and DuckDB run in them);
     returns the previous one."""
     return os.umask(run_umask())
 
