@@ -43,11 +43,10 @@ SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", 
 AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer")
 DAG_ID = "crm_pipeline"
-# 2011 dates: the scheduler runs historical dates (the DAG's start_date is layout.EARLIEST_DATE);
-# two backfill dates are enough to show they run one after the other
+# 2011 dates: the scheduler runs historical dates (the DAG's start_date is layout.EARLIEST_DATE)
 FIRST = "2011-03-01"
-BACKFILL = ["2011-03-02", "2011-03-03"]
-KILLED = "2011-03-04"
+BACKFILL = ["2011-03-02", "2011-03-03", "2011-03-04"]  # the three dates, in order
+KILLED = "2011-03-05"
 
 
 # ---------------------------------------------------------------- docker-compose.yml, statically
@@ -297,7 +296,7 @@ def test_deployment_end_to_end(deployment):
     assert snapshot_date(publish) == FIRST
     assert_same_snapshot(published(publish), expected_first)
 
-    # 2. `airflow backfill create` through the scheduler: two dates, in order
+    # 2. `airflow backfill create` through the scheduler: three dates, in order
     backfill = subprocess.run([*deployment["script"], "--env-file", str(deployment["env_file"]), "airflow",
                                "backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL[0],
                                "--to-date", KILLED, "--reprocess-behavior", "failed", "--max-active-runs", "1"],
