@@ -45,12 +45,20 @@ def live_pids_in_session(session: int) -> list[int]:
     return pids
 
 
-def wait_for_session_end(session: int, timeout_s: float = 60) -> list[int]:
-    """Wait until every other process of `session` has exited; returns the ones still alive at the timeout."""
+def wait_for_session_end(session: int, timeout_s: float = 60) -> list[str]:
+    """Wait until every other process of `session` has exited; returns the ones still alive at the
+    timeout, each as "pid command line"."""
     deadline = time.monotonic() + timeout_s
     while (alive := live_pids_in_session(session)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return alive
+    return [f"{pid} {_command_line(pid)}" for pid in alive]
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "(ended)"
 
 
 def fault_point(point: str) -> None:
@@ -61,11 +69,14 @@ def fault_point(point: str) -> None:
     if not fault_requested(point):
         return
     session = os.getsid(0)
-    for pid in live_pids_in_session(session):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    # SIGKILL is delivered asynchronously: a task process still unmapping a large DuckDB cache holds the
-    # warehouse lock for a moment. Wait until the others are gone, so the run's parent sees a dead run.
-    wait_for_session_end(session, timeout_s=30)
+    # SIGKILL is delivered asynchronously: a process still unmapping a large DuckDB cache holds the
+    # warehouse lock for a moment. Kill until the others are gone (a thread may start a process
+    # meanwhile), so the run's parent sees a dead run.
+    deadline = time.monotonic() + 30
+    while (alive := live_pids_in_session(session)) and time.monotonic() < deadline:
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
     os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
