@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -60,10 +62,13 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
     log.info("running dbt %s (as of %s, in process)", " ".join(cli_args), as_of_date)
     console: list[str] = []
     kill_at = fault_point_name if fault_point_name and fault_requested(fault_point_name) else None
-    with _environment(env):
+    printed = io.StringIO()  # what models print (the CLV Python model's fit line), shown as before
+    with _environment(env), contextlib.redirect_stdout(_Tee(printed, sys.stdout)):
         succeeded, error = _invoke(cli_args, extra_vars, Path(env["CRMTIER_WAREHOUSE"]).stem,
                                    _console_collector(console, kill_at))
-    output = "\n".join(console)
+    shown = set(console)
+    output = "\n".join(console + [line for line in printed.getvalue().splitlines()
+                                   if line.strip() and line not in shown])
     if not succeeded:
         failures = [line for line in console
                     if any(k in line for k in ("ERROR", "FAIL ", "Failure in", "Error in", "Compilation Error"))]
@@ -119,6 +124,20 @@ def _console_collector(console: list[str], kill_at: str | None):
             if kill_at and " of " in message and " OK " in message:
                 fault_point(kill_at)
     return on_event
+
+
+class _Tee(io.TextIOBase):
+    """A stdout that keeps a copy of what is written."""
+
+    def __init__(self, copy: io.StringIO, stream):
+        self.copy, self.stream = copy, stream
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @contextlib.contextmanager
