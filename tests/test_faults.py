@@ -110,9 +110,24 @@ def _run(home: Path, as_of: str, **extra) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
-    alive = wait_for_session_end(proc.pid)  # the run's session: nothing of it may outlive the run
-    assert not alive, f"processes of the run still alive after it ended: {alive}"
+    # the run's session: nothing of it may outlive the run. A killed process can take a while to
+    # finish exiting on a loaded machine (its threads leave I/O first); it must end, not be quick.
+    alive = wait_for_session_end(proc.pid, timeout_s=300)
+    assert not alive, f"processes of the run still alive 300 s after it ended: {alive}"
     return proc.returncode, out
+
+
+def _open_read_only(db: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; a lock still held by a process outside the run (there should be none)
+    fails after 120 s with DuckDB's message, which names the holder's pid."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return duckdb.connect(str(db), read_only=True)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 class Reader:
@@ -153,7 +168,7 @@ def _copy_home(src: Path, dst: Path) -> Path:
 
 def table_hashes(db: Path, skip=("_snapshot",)) -> dict[str, tuple[int, str]]:
     """{table: (rows, md5 of its sorted rows)} of every table of a DuckDB file (all schemas)."""
-    con = duckdb.connect(str(db), read_only=True)
+    con = _open_read_only(str(db))
     try:
         tables = con.execute("select table_schema, table_name from information_schema.tables "
                              "where table_type = 'BASE TABLE' order by 1, 2").fetchall()
@@ -173,7 +188,7 @@ def snapshot_date(home: Path) -> str | None:
     path = home / "publish" / "crm.duckdb"
     if not path.exists():
         return None
-    con = duckdb.connect(str(path), read_only=True)
+    con = _open_read_only(str(path))
     try:
         return str(con.execute("select as_of_date from _snapshot").fetchone()[0])
     finally:
@@ -191,7 +206,7 @@ def outbox_state(home: Path) -> dict:
                 manifest.pop("run_id")
                 data = json.dumps(manifest, sort_keys=True).encode()
             files[str(path.relative_to(home / "outbox"))] = hashlib.sha256(data).hexdigest()
-    con = duckdb.connect(str(home / "warehouse" / "crm.duckdb"), read_only=True)
+    con = _open_read_only(str(home / "warehouse" / "crm.duckdb"))
     try:
         has = con.execute("select count(*) from information_schema.tables where table_schema = 'outbox'").fetchone()[0]
         deliveries = dict(con.execute("select as_of_date::varchar || '/' || action, count(*) from "
@@ -385,7 +400,7 @@ def test_an_older_date_updates_history_but_not_the_current_snapshot(runs):
     after = table_hashes(home / "publish" / "crm.duckdb")
     # the current tables stay D2's; history is republished (the same rows: D1 rebuilt the same)
     assert after == before
-    con = duckdb.connect(str(home / "publish" / "crm.duckdb"), read_only=True)
+    con = _open_read_only(str(home / "publish" / "crm.duckdb"))
     try:
         row = con.execute("select history_republished_for::varchar, history_through::varchar from _snapshot").fetchone()
     finally:
@@ -463,7 +478,7 @@ def test_contact_values_only_in_landing_warehouse_raw_staging_and_outbox(runs):
     # inside the warehouse: only raw and staging (and the outbox's delivery records, no contacts)
     for db, allowed_schemas in ((home / "warehouse" / "crm.duckdb", {"raw", "staging"}),
                                 (home / "publish" / "crm.duckdb", set())):
-        con = duckdb.connect(str(db), read_only=True)
+        con = _open_read_only(str(db))
         try:
             columns = con.execute("select table_schema, table_name, column_name from information_schema.columns "
                                   "where data_type = 'VARCHAR'").fetchall()
