@@ -130,6 +130,9 @@ def _open_read_only(db: Path | str) -> duckdb.DuckDBPyConnection:
             time.sleep(1)
 
 
+READERS: list[Reader] = []
+
+
 class Reader:
     """A separate process querying the snapshot in a loop (`hold`: one connection kept open)."""
 
@@ -137,6 +140,16 @@ class Reader:
         self.stop, self.out = tmp / f"stop-{time.monotonic_ns()}", tmp / f"reader-{time.monotonic_ns()}.json"
         args = [sys.executable, "-c", READER, str(home / "publish" / "crm.duckdb"), str(self.stop), str(self.out)]
         self.proc = subprocess.Popen(args + (["hold"] if hold else []))
+        READERS.append(self)
+
+    def stop_if_running(self) -> None:
+        """Teardown: a fixture that failed half-way leaves no reader polling."""
+        if self.proc.poll() is None:
+            self.stop.touch()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
     def result(self) -> dict:
         self.stop.touch()
@@ -230,7 +243,8 @@ def _assert_whole(home: Path, point: str) -> None:
 # --------------------------------------------------------------------------- shared runs
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, request):
+    request.addfinalizer(lambda: [reader.stop_if_running() for reader in READERS])
     root = tmp_path_factory.mktemp("faults")
     started = time.monotonic()
     frames = generate_frames(CUSTOMERS, seed=SEED, as_of=D2)
