@@ -31,14 +31,24 @@ def _state_of(stat: str) -> str:
     return stat[stat.rindex(")") + 2:].split()[0]
 
 
+def _exited(pid: str) -> bool:
+    """Every thread has exited. A killed process whose main thread is already a zombie still holds its
+    files (and DuckDB's lock) while another thread finishes leaving I/O: /proc/<pid>/stat says Z then."""
+    try:
+        return all(_state_of(Path(f"/proc/{pid}/task/{tid}/stat").read_text()) in ("Z", "X")
+                   for tid in os.listdir(f"/proc/{pid}/task"))
+    except (OSError, ValueError, IndexError):
+        return True  # the process ended while we looked
+
+
 def live_pids_in_session(session: int) -> list[int]:
-    """Processes of `session` other than this one that have not exited (zombies have: their locks are freed)."""
+    """Processes of `session` other than this one that have not exited (all threads zombies: locks freed)."""
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
                 stat = Path(f"/proc/{entry.name}/stat").read_text()
-                if _session_of(stat) == session and _state_of(stat) not in ("Z", "X"):
+                if _session_of(stat) == session and not _exited(entry.name):
                     pids.append(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue  # the process ended while we looked
