@@ -6,6 +6,7 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_LINK_MODE=copy \
+    UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/crmtier/.venv \
     PATH=/opt/crmtier/.venv/bin:$PATH \
     CRMTIER_HOME=/opt/crmtier/var

@@ -17,8 +17,10 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv
 
+# --compile-bytecode: uv writes no .pyc by default, and with PYTHONDONTWRITEBYTECODE set (as on CI
+# machines) every process would compile Airflow, dbt and GX from source again (GX's import: 17 s -> 8 s)
 $(VENV)/.synced: uv.lock pyproject.toml | $(BIN)/uv
-	$(BIN)/uv sync --frozen --extra dev --python $(BIN)/python
+	$(BIN)/uv sync --frozen --compile-bytecode --extra dev --python $(BIN)/python
 	touch $@
 
 env: $(VENV)/.synced

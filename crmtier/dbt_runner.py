@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
            "DBT_LOG_PATH": str(paths.dbt_target / "logs"),
            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
            **duckdb_env()}  # memory limit, threads, spill folder (profiles.yml settings)
+    env.update(_relative_to_home(env, paths.home))
+    paths.home.mkdir(parents=True, exist_ok=True)  # dbt runs in the home (relative paths above)
     cli_args = [*args, "--project-dir", str(DBT_PROJECT_DIR)]
     if extra_vars:
         cli_args += ["--vars", json.dumps(extra_vars)]
@@ -63,7 +66,7 @@ def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = Non
     console: list[str] = []
     kill_at = fault_point_name if fault_point_name and fault_requested(fault_point_name) else None
     printed = io.StringIO()  # what models print (the CLV Python model's fit line), shown as before
-    with _environment(env), contextlib.redirect_stdout(_Tee(printed, sys.stdout)):
+    with _environment(env), contextlib.chdir(paths.home), contextlib.redirect_stdout(_Tee(printed, sys.stdout)):
         succeeded, error = _invoke(cli_args, extra_vars, Path(env["CRMTIER_WAREHOUSE"]).stem,
                                    _console_collector(console, kill_at))
     shown = set(console)
@@ -93,14 +96,69 @@ def _invoke(cli_args: list[str], extra_vars: dict | None, database: str, callbac
     try:
         if key not in _MANIFESTS:
             parse_args = ["parse", *cli_args[cli_args.index("--project-dir"):]]
+            shared = _shared_parse_file(key)
+            _seed_partial_parse(shared)
             parsed = dbtRunner(callbacks=[callback]).invoke(parse_args)
             if not parsed.success:
                 return False, str(parsed.exception or "dbt parse failed")
             _MANIFESTS[key] = parsed.result
+            _share_partial_parse(shared)
         result = dbtRunner(manifest=_MANIFESTS[key], callbacks=[callback]).invoke(cli_args)
         return result.success, str(result.exception) if result.exception else ""
     finally:
         _close_duckdb()
+
+
+# dbt's partial parsing (target/partial_parse.msgpack) is per home; a new home would pay a full parse of
+# the project (~12 s). Its state check covers the profile's values, so the runner gives dbt the home's
+# paths relative to the home (and runs dbt in it): every home of one checkout and machine then has the
+# same profile, and a new home starts from the last parse saved in a per-user cache. dbt still checks
+# every file's checksum, the vars, the profile and its version against the cached state and re-parses
+# what differs, so the cache can only save time, never change a result.
+PARSE_CACHE_ENV = "CRMTIER_DBT_PARSE_CACHE"  # a folder, or "off"; default ~/.cache/crmtier/dbt-parse
+
+
+def _relative_to_home(env: dict[str, str], home: Path) -> dict[str, str]:
+    """The warehouse and DuckDB spill folder relative to the home when they are inside it."""
+    relative = {}
+    for name in ("CRMTIER_WAREHOUSE", "CRMTIER_DUCKDB_TEMP_DIRECTORY"):
+        path = Path(env[name]).resolve()
+        if path.is_relative_to(home):
+            relative[name] = str(path.relative_to(home))
+    return relative
+
+
+def _shared_parse_file(key: str) -> Path | None:
+    setting = os.environ.get(PARSE_CACHE_ENV, "")
+    if setting == "off":
+        return None
+    folder = Path(setting) if setting else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = folder if setting else folder / "crmtier" / "dbt-parse"
+    project = hashlib.sha256(f"{DBT_PROJECT_DIR.resolve()}|{key}".encode()).hexdigest()[:16]
+    return folder / f"{project}.msgpack"
+
+
+def _seed_partial_parse(shared: Path | None) -> None:
+    """A home without dbt's partial-parse file starts from the shared one (dbt validates it)."""
+    own = get_paths().dbt_target / "partial_parse.msgpack"
+    if shared is None or own.exists() or not shared.exists():
+        return
+    own.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shared, own)
+
+
+def _share_partial_parse(shared: Path | None) -> None:
+    """Save this home's partial-parse file for the next new home (atomically: runs share the cache)."""
+    own = get_paths().dbt_target / "partial_parse.msgpack"
+    if shared is None or not own.exists():
+        return
+    try:
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        tmp = shared.with_name(f".{shared.name}.{os.getpid()}.tmp")
+        shutil.copyfile(own, tmp)
+        os.replace(tmp, shared)
+    except OSError as exc:  # a read-only or full cache folder costs time only
+        log.info("dbt parse cache not written (%s): %s", shared, exc)
 
 
 def _close_duckdb() -> None:

@@ -217,3 +217,20 @@ def test_every_macro_and_its_arguments_are_documented():
             names = [a.split("=")[0].strip() for a in args.split(",") if a.strip()]
             described = {a["name"]: a.get("description") for a in entry.get("arguments") or []}
             assert all(described.get(a) for a in names), f"macro {key}: arguments {names}, documented {described}"
+
+
+def test_a_new_home_starts_from_the_last_parse_instead_of_a_full_parse(tmp_path, monkeypatch):
+    """dbt's partial-parse state is per home; a new home starts from the shared one (crmtier.dbt_runner):
+    its profile is the same (paths relative to the home), so dbt accepts the saved state."""
+    from crmtier import dbt_runner
+
+    monkeypatch.setenv(dbt_runner.PARSE_CACHE_ENV, str(tmp_path / "cache"))
+    outputs = {}
+    for home in ("first", "second"):
+        monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / home))
+        monkeypatch.setattr(dbt_runner, "_MANIFESTS", {})  # a new process: nothing parsed yet
+        outputs[home] = run_dbt(["ls", "--select", "customer_status"], "2011-03-01")
+    assert "Unable to do partial parsing because saved manifest not found" in outputs["first"]
+    assert "Unable to do partial parsing" not in outputs["second"], outputs["second"]
+    assert (tmp_path / "second" / "dbt_target" / "partial_parse.msgpack").exists()
+    assert "customer_status" in outputs["second"]
