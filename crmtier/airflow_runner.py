@@ -103,5 +103,17 @@ def run_dates(dates: list[str]) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown: unloading Airflow, dbt and GX took ~5 s of a run
+    (measured after the last DagRun ended). Nothing is left to release by then: every DuckDB file is
+    closed after its step and the metadata DB has committed; logs and output are flushed here."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(run_dates(sys.argv[1:]))
+    exit_now(run_dates(sys.argv[1:]))
