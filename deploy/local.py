@@ -109,7 +109,9 @@ def airflow_env(env_file: dict[str, str], home: Path) -> dict[str, str]:
     venv_bin = Path(sys.executable).parent
     return {**os.environ, **env_file, **env, **overrides,
             "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+            # deploy/preload: airflow_local_settings (task libraries loaded in the scheduler before it forks)
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(REPO / "deploy" / "preload"),
+                                                        os.environ.get("PYTHONPATH")]))}
 
 
 def local_overrides(env_file: dict[str, str], home: Path, airflow_home: Path, api_port: str,
