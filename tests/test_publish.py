@@ -84,3 +84,24 @@ def test_an_older_date_republishes_history_and_keeps_the_current_tables(tmp_path
     after = table_hashes(snap)
     for table in PUBLISHED_TABLES:
         assert after[f"main.{table}"] == current[f"main.{table}"]
+
+
+def _blocks(path) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select total_blocks from pragma_database_size()").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_republishing_does_not_double_the_snapshot_file(tmp_path):
+    """Each publish starts from a copy of the published file and replaces every mart: the old marts'
+    blocks are freed before the new ones are written, so the file does not grow to twice its data."""
+    wh = tmp_path / "wh.duckdb"
+    _warehouse(wh, ["2011-05-01"], customers=50_000)
+    target = tmp_path / "publish" / "crm.duckdb"
+    publish_snapshot(wh, target, "2011-05-01", "r1")
+    first = _blocks(target)
+    for run in range(2, 5):
+        publish_snapshot(wh, target, "2011-05-01", f"r{run}")
+        assert _blocks(target) <= 1.5 * first, (run, first, _blocks(target))
