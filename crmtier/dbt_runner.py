@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from crmtier.duckdb_config import duckdb_env
+from crmtier.duckdb_config import TEMP_DIRECTORY_ENV, duckdb_env
 from crmtier.faults import fault_point, fault_requested
 from crmtier.paths import DBT_PROJECT_DIR, get_paths
 
@@ -96,13 +96,13 @@ def _invoke(cli_args: list[str], extra_vars: dict | None, database: str, callbac
     try:
         if key not in _MANIFESTS:
             parse_args = ["parse", *cli_args[cli_args.index("--project-dir"):]]
-            shared = _shared_parse_file(key)
-            _seed_partial_parse(shared)
+            shared, own = _shared_parse_file(key), get_paths().dbt_target / "partial_parse.msgpack"
+            _seed_partial_parse(shared, own)
             parsed = dbtRunner(callbacks=[callback]).invoke(parse_args)
             if not parsed.success:
                 return False, str(parsed.exception or "dbt parse failed")
             _MANIFESTS[key] = parsed.result
-            _share_partial_parse(shared)
+            _share_partial_parse(own, shared)
         result = dbtRunner(manifest=_MANIFESTS[key], callbacks=[callback]).invoke(cli_args)
         return result.success, str(result.exception) if result.exception else ""
     finally:
@@ -121,7 +121,7 @@ PARSE_CACHE_ENV = "CRMTIER_DBT_PARSE_CACHE"  # a folder, or "off"; default ~/.ca
 def _relative_to_home(env: dict[str, str], home: Path) -> dict[str, str]:
     """The warehouse and DuckDB spill folder relative to the home when they are inside it."""
     relative = {}
-    for name in ("CRMTIER_WAREHOUSE", "CRMTIER_DUCKDB_TEMP_DIRECTORY"):
+    for name in ("CRMTIER_WAREHOUSE", TEMP_DIRECTORY_ENV):
         path = Path(env[name]).resolve()
         if path.is_relative_to(home):
             relative[name] = str(path.relative_to(home))
@@ -132,24 +132,24 @@ def _shared_parse_file(key: str) -> Path | None:
     setting = os.environ.get(PARSE_CACHE_ENV, "")
     if setting == "off":
         return None
-    folder = Path(setting) if setting else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = folder if setting else folder / "crmtier" / "dbt-parse"
+    if setting:
+        folder = Path(setting)
+    else:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crmtier" / "dbt-parse"
     project = hashlib.sha256(f"{DBT_PROJECT_DIR.resolve()}|{key}".encode()).hexdigest()[:16]
     return folder / f"{project}.msgpack"
 
 
-def _seed_partial_parse(shared: Path | None) -> None:
+def _seed_partial_parse(shared: Path | None, own: Path) -> None:
     """A home without dbt's partial-parse file starts from the shared one (dbt validates it)."""
-    own = get_paths().dbt_target / "partial_parse.msgpack"
     if shared is None or own.exists() or not shared.exists():
         return
     own.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shared, own)
 
 
-def _share_partial_parse(shared: Path | None) -> None:
+def _share_partial_parse(own: Path, shared: Path | None) -> None:
     """Save this home's partial-parse file for the next new home (atomically: runs share the cache)."""
-    own = get_paths().dbt_target / "partial_parse.msgpack"
     if shared is None or not own.exists():
         return
     try:
