@@ -13,6 +13,7 @@ it spills to `temp_directory` instead. The default keeps the largest process of 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from crmtier.paths import get_paths
 
@@ -26,7 +27,15 @@ def duckdb_config() -> dict[str, str]:
     """`config` of duckdb.connect: memory limit, threads and spill folder from the environment."""
     return {"memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
             "threads": os.environ.get(THREADS_ENV) or str(os.cpu_count() or 1),
-            "temp_directory": os.environ.get(TEMP_DIRECTORY_ENV) or str(get_paths().home / "tmp" / "duckdb")}
+            "temp_directory": _spill_folder()}
+
+
+def _spill_folder() -> str:
+    """The spill folder, made here: DuckDB creates only its last level, and only when it first spills,
+    so a missing parent (a fresh home's tmp/) fails the first query too large for memory."""
+    folder = os.environ.get(TEMP_DIRECTORY_ENV) or str(get_paths().home / "tmp" / "duckdb")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def duckdb_env() -> dict[str, str]:

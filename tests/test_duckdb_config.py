@@ -56,3 +56,26 @@ def test_dbt_profile_reads_the_same_variables(crm_home, monkeypatch):
     assert MEMORY_LIMIT_ENV in settings["memory_limit"]
     assert THREADS_ENV in settings["threads"]
     assert TEMP_DIRECTORY_ENV in settings["temp_directory"]
+
+
+SPILLING_QUERY = "create table t as select i, md5(i::varchar) as h from range(1000000) r(i) order by h"
+
+
+def test_a_fresh_home_can_spill_as_the_pipeline_and_as_dbt(crm_home, monkeypatch):
+    """DuckDB creates only the last level of its spill folder: a fresh home has no tmp/, and the first
+    query larger than the memory limit failed ("Failed to create directory tmp/duckdb"), in dbt too
+    (which gets the folder relative to the home and runs in it). The settings make the folder."""
+    for var in (MEMORY_LIMIT_ENV, THREADS_ENV, TEMP_DIRECTORY_ENV):
+        monkeypatch.delenv(var, raising=False)
+    assert not (crm_home / "tmp").exists()
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "30MB")
+    monkeypatch.setenv(THREADS_ENV, "1")
+    for config in (duckdb_config(), {**duckdb_config(), "temp_directory": "tmp/duckdb"}):
+        monkeypatch.chdir(crm_home)  # where dbt runs, with the relative folder the dbt runner gives it
+        con = duckdb.connect(config=config)
+        try:
+            con.execute(SPILLING_QUERY)
+            spilled = con.execute("select sum(temporary_storage_bytes) from duckdb_memory()").fetchone()[0]
+            assert spilled > 0 and con.execute("select count(*) from t").fetchone() == (1000000,)
+        finally:
+            con.close()
