@@ -39,7 +39,7 @@ def _spill_folder() -> str:
 
 
 def duckdb_env() -> dict[str, str]:
-    """The same settings as environment variables, for dbt's profile (profiles.yml `settings`)."""
+    """The same settings as environment variables, for dbt's profile (profiles.yml `config_options`)."""
     config = duckdb_config()
     return {MEMORY_LIMIT_ENV: config["memory_limit"], THREADS_ENV: config["threads"],
             TEMP_DIRECTORY_ENV: config["temp_directory"]}

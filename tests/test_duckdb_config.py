@@ -2,6 +2,8 @@
 pipeline's connections and dbt's profile."""
 from __future__ import annotations
 
+import os
+
 import duckdb
 import pytest
 import yaml
@@ -52,7 +54,7 @@ def test_dbt_profile_reads_the_same_variables(crm_home, monkeypatch):
     env = duckdb_env()
     assert env[THREADS_ENV] == "1" and set(env) == {MEMORY_LIMIT_ENV, THREADS_ENV, TEMP_DIRECTORY_ENV}
     profile = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())
-    settings = profile["crmtier"]["outputs"]["local"]["settings"]
+    settings = profile["crmtier"]["outputs"]["local"]["config_options"]
     assert MEMORY_LIMIT_ENV in settings["memory_limit"]
     assert THREADS_ENV in settings["threads"]
     assert TEMP_DIRECTORY_ENV in settings["temp_directory"]
@@ -79,3 +81,32 @@ def test_a_fresh_home_can_spill_as_the_pipeline_and_as_dbt(crm_home, monkeypatch
             assert spilled > 0 and con.execute("select count(*) from t").fetchone() == (1000000,)
         finally:
             con.close()
+
+
+def test_dbt_opens_with_the_settings_so_a_later_cursor_does_not_reset_the_spill_folder(crm_home, monkeypatch):
+    """dbt-duckdb opens the instance with the profile's `config_options` and SETs its `settings` on every
+    cursor (each thread, each node); DuckDB refuses to set temp_directory again once it has spilled, so
+    the W10 staging build failed on a later cursor. The profile, rendered as dbt renders it, gives every
+    DuckDB setting at connect: spilling, then opening cursors as dbt does, works."""
+    import jinja2
+    from dbt.adapters.duckdb.environments import Environment
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "30MB")
+    monkeypatch.setenv(THREADS_ENV, "1")
+    monkeypatch.setenv(TEMP_DIRECTORY_ENV, duckdb_config()["temp_directory"])
+    text = jinja2.Template((DBT_PROJECT_DIR / "profiles.yml").read_text()).render(
+        env_var=lambda name, default=None: os.environ.get(name, default))
+    output = yaml.safe_load(text)["crmtier"]["outputs"]["local"]
+
+    class Credentials:  # the fields of dbt-duckdb's credentials that initialize_cursor reads
+        settings, retries = output.get("settings"), None
+
+    con = duckdb.connect(str(crm_home / "w.duckdb"), config=output.get("config_options", {}))
+    try:
+        Environment.initialize_cursor(Credentials, con.cursor())
+        con.execute(SPILLING_QUERY.replace("create table", "create temp table"))  # in memory: it spills
+        assert con.execute("select sum(temporary_storage_bytes) from duckdb_memory()").fetchone()[0] > 0
+        for _ in range(2):
+            Environment.initialize_cursor(Credentials, con.cursor()).execute("select 1")
+    finally:
+        con.close()
