@@ -6,9 +6,9 @@ customers as (
 
 ),
 
-orders as (
+daily_orders as (
 
-    select * from {{ ref('stg_crm__orders') }}
+    select * from {{ ref('int_customer_daily_orders') }}
 
 ),
 
@@ -27,32 +27,21 @@ customers_as_of as (
 
 ),
 
-paid_orders as (
-
-    -- purchases known on the as-of day; refunded and cancelled orders are not purchases
-    select
-        orders.customer_id,
-        orders.order_date,
-        orders.net_amount * fx_rates.rate_to_base as net_amount_base
-
-    from orders
-    inner join customers_as_of on orders.customer_id = customers_as_of.customer_id
-    left join fx_rates on orders.currency = fx_rates.currency
-    where orders.ordered_at < {{ as_of_end() }}
-        and orders.is_paid
-
-),
-
 purchase_days as (
 
-    -- BG/NBD counts purchase days: several orders on one day are one purchase
+    -- purchases known on the as-of day (refunded and cancelled orders are not purchases); BG/NBD
+    -- counts purchase days: several orders on one day are one purchase
     select
-        customer_id,
-        order_date as purchase_date,
-        sum(net_amount_base) as purchase_value
+        daily_orders.customer_id,
+        daily_orders.activity_date as purchase_date,
+        sum(daily_orders.paid_amount * fx_rates.rate_to_base) as purchase_value
 
-    from paid_orders
-    group by customer_id, order_date
+    from daily_orders
+    inner join customers_as_of on daily_orders.customer_id = customers_as_of.customer_id
+    left join fx_rates on daily_orders.currency = fx_rates.currency
+    where daily_orders.activity_date <= {{ as_of_date() }}
+        and daily_orders.paid_orders > 0
+    group by daily_orders.customer_id, daily_orders.activity_date
 
 ),
 

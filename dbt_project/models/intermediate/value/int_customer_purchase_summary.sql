@@ -7,9 +7,9 @@ purchase_days as (
 
 ),
 
-orders as (
+daily_orders as (
 
-    select * from {{ ref('stg_crm__orders') }}
+    select * from {{ ref('int_customer_daily_orders') }}
 
 ),
 
@@ -24,14 +24,14 @@ returns as (
     -- credit notes known on the as-of day: they reduce net spend, and are not purchases
     -- (only buyers' returns reach a row: the population is that of purchase_days)
     select
-        orders.customer_id,
-        -sum(orders.net_amount * fx_rates.rate_to_base) as returned_value
+        daily_orders.customer_id,
+        -sum(daily_orders.returned_net_amount * fx_rates.rate_to_base) as returned_value
 
-    from orders
-    left join fx_rates on orders.currency = fx_rates.currency
-    where orders.ordered_at < {{ as_of_end() }}
-        and orders.is_return
-    group by orders.customer_id
+    from daily_orders
+    left join fx_rates on daily_orders.currency = fx_rates.currency
+    where daily_orders.activity_date <= {{ as_of_date() }}
+        and daily_orders.returns > 0
+    group by daily_orders.customer_id
 
 ),
 

@@ -1,0 +1,52 @@
+{#- The per-customer, per-day activity tables (int_customer_daily_orders, int_customer_daily_events) are
+    incremental: a run rebuilds every day of the customers whose rows changed since the table's last
+    build, and keeps the rest. They hold no as-of date, rate or vocabulary: every as-of date, fx rate
+    and window reads them (int_customer_*_aggregated), so any date rebuilds to the same answer. -#}
+
+{#- The staging load sequence this model has seen: rows of `staged` above it are new or changed. -#}
+{% macro activity_watermark() -%}
+    {%- if is_incremental() -%}
+    (select coalesce(max(through_load_seq), 0) from {{ this }})
+    {%- else -%}
+    -1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Customers whose activity must be rebuilt: on a full build all of `staged`'s; on an incremental run
+    the customer of every new or changed row of `staged` (a staging model keyed by `key`) and the
+    customers of the earlier versions of those keys in raw table `raw_table` (an order re-exported under
+    another customer leaves the first customer's days). Earlier versions are matched on `raw_key`, the
+    raw column staging trims into `key`. -#}
+{% macro customers_to_rebuild(staged, key, raw_table, raw_key) -%}
+    {%- if is_incremental() -%}
+    with changed as materialized (
+        select {{ key }}, customer_id from {{ staged }} where load_seq > {{ activity_watermark() }}
+    )
+    select customer_id from changed
+    union
+    select trim({{ normalize_customer_id('raw_rows.customer_id', 'load_settings.id_normalize') }})
+    from {{ source('crm', raw_table) }} as raw_rows
+    {{ join_load_settings('raw_rows') }}
+    semi join changed on trim(raw_rows.{{ raw_key }}) = changed.{{ key }}
+    {%- else -%}
+    select distinct customer_id from {{ staged }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A customer rebuilt with no activity left keeps one placeholder row (no day): delete+insert replaces
+    a customer's rows only when the new build has a row for it. Readers filter on the day, so the
+    placeholder counts nothing. -#}
+{% macro placeholders_of_customers_without_activity(rebuilt, activity) -%}
+    select customer_id from {{ rebuilt }}
+    anti join {{ activity }} using (customer_id)
+{%- endmacro %}
+
+{#- Sums of the daily activity rows a customer has (in a group by customer): a count as a bigint (0
+    when no day matches `where`), an amount (0 when none), as counting the orders or events would. -#}
+{% macro activity_count(column, where=none) -%}
+    coalesce(sum({{ column }}){% if where %} filter (where {{ where }}){% endif %}, 0)::bigint
+{%- endmacro %}
+
+{% macro activity_amount(expr, where=none) -%}
+    coalesce(sum({{ expr }}){% if where %} filter (where {{ where }}){% endif %}, 0)
+{%- endmacro %}

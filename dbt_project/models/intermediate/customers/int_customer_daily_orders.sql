@@ -1,0 +1,63 @@
+{{ config(materialized='incremental', unique_key='customer_id', incremental_strategy='delete+insert') }}
+
+with
+
+orders as (
+
+    select * from {{ ref('stg_crm__orders') }}
+
+),
+
+rebuilt_customers as materialized (
+
+    -- every customer on a full build; those whose orders changed since the last build otherwise
+    {{ customers_to_rebuild('orders', 'order_id', 'orders', 'order_id') }}
+
+),
+
+daily as (
+
+    -- one row per customer, day and currency: amounts stay in their currency, so a changed fx rate
+    -- needs no rebuild (int_customer_orders_aggregated converts them)
+    select
+        orders.customer_id,
+        orders.order_date as activity_date,
+        orders.currency,
+        count(*) as orders_total,
+        count(*) filter (where orders.is_paid) as paid_orders,
+        count(*) filter (where orders.order_status = 'refunded' and not orders.is_return) as refunded_orders,
+        count(*) filter (where orders.order_status = 'cancelled') as cancelled_orders,
+        count(*) filter (where orders.is_return) as returns,
+        coalesce(sum(orders.net_amount) filter (where orders.is_paid), 0) as paid_amount,
+        coalesce(sum(orders.net_amount) filter (where orders.is_return), 0) as returned_net_amount,
+        sum(orders.net_amount) as net_amount
+
+    from orders
+    {%- if is_incremental() %}
+    semi join rebuilt_customers on orders.customer_id = rebuilt_customers.customer_id
+    {%- endif %}
+    group by orders.customer_id, orders.order_date, orders.currency
+
+),
+
+placeholders as (
+
+    {{ placeholders_of_customers_without_activity('rebuilt_customers', 'daily') }}
+
+),
+
+final as (
+
+    select
+        *,
+        (select coalesce(max(load_seq), 0) from orders) as through_load_seq
+
+    from (
+        select * from daily
+        union all by name
+        select * from placeholders
+    )
+
+)
+
+select * from final
