@@ -31,6 +31,10 @@ from crmtier.paths import REPO_ROOT
 CUSTOMERS_PER_SCALE = 100_000  # W1
 SMALL_CUSTOMERS = 5_000  # the small cold runs of the table
 DAILY_SHARE = 0.01  # a daily run's new files: 1% of the workload's orders and events
+# ... from this many customers, in every workload: W<s> daily and W<s/10> daily get the same day (rows and
+# customers), and a day's data does not flip most of a small workload's statuses (the drift gate stops a
+# run where over 25% of statuses change overnight: 300,000 rows over W1's 100,000 customers did)
+DAILY_CUSTOMERS = 10_000
 GIB = 1024 ** 3
 
 
@@ -145,13 +149,15 @@ def run_landing(home: Path, source: Path) -> Path:
 
 
 def write_day(landing: Path, customers: int, day: str, orders: int, events: int, seed: int = 99) -> None:
-    """One more day of exports: `orders` orders and `events` events of existing customers, all on `day`."""
+    """One more day of exports: `orders` orders and `events` events of DAILY_CUSTOMERS existing customers,
+    all on `day`."""
     rng = np.random.default_rng(seed)
+    buyers = rng.choice(np.arange(1, customers + 1), size=min(customers, DAILY_CUSTOMERS), replace=False)
     stamp = day.replace("-", "")
     for entity, count, header in (
             ("orders", orders, "order_id,customer_id,order_time,amount,currency,status"),
             ("events", events, "event_id,customer_id,event_time,event_type,channel")):
-        ids = rng.integers(1, customers + 1, size=count)
+        ids = rng.choice(buyers, size=count)
         seconds = rng.integers(0, 86400, size=count)
         amounts = rng.uniform(10, 500, size=count)
         lines = [header]
@@ -374,8 +380,9 @@ def _big_runs(work: Path, big: int, scale: float, landing_big: Path, days: tuple
               new_events: int) -> tuple[Path, Measured, Measured, Measured, Measured, int]:
     """(home, cold, daily, no new files, Airflow floor, disk bytes) of the big workload."""
     day3 = days[2]
+    day_rows = f"{new_orders + new_events:,} new rows of {DAILY_CUSTOMERS:,} customers"
     home, landing, cold, daily = _cold_and_daily(work, big, f"W{scale:g}", landing_big, days, new_orders, new_events,
-                                                 f"{new_orders + new_events:,} new rows")
+                                                 day_rows)
     idle = pipeline_run(f"W{scale:g} no new files", home, landing, day3)
     floor = airflow_floor(home, day3)
     print(f"where the fixed cost goes (run with no new files, as of {day3}; load {idle.load_before}):")

@@ -191,7 +191,8 @@ def test_a_business_time_zone_moves_the_as_of_day(values_run, tmp_path):
 
     copy = tmp_path / "crm.duckdb"
     copy.write_bytes(values_run["warehouse"].read_bytes())
-    run_dbt(["run", "--select", "stg_crm__events", "int_customer_events_aggregated", "--full-refresh"], AS_OF,
+    run_dbt(["run", "--select", "stg_crm__events", "int_customer_daily_events", "int_customer_events_aggregated",
+             "--full-refresh"], AS_OF,
             warehouse=copy, extra_vars={"business_timezone": "America/Bogota"})
     dates = {r[0]: str(r[1]) for r in _query(copy, """
         select event_id, event_date from staging.stg_crm__events where event_id in ('VT1', 'VT2', 'VT4')""")}
