@@ -128,3 +128,21 @@ def test_check_model_command_matches_the_published_table(report_run):
     later = subprocess.run([sys.executable, "-m", "crmtier.cli", "check-model", "--as-of", "2026-12-31"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert later.returncode == 1 and "not over yet" in later.stderr
+
+
+def test_the_duckdb_summary_the_dbt_model_uses_equals_the_pandas_one():
+    """clv_holdout_check reduces the purchase days in DuckDB (millions of rows at 1M customers); it must
+    give the rows the pandas reference gives, the CDNOW days split at the same dates."""
+    import duckdb
+
+    transactions = _cdnow_transactions()
+    expected = clv.calibration_holdout_summary(transactions, CAL_END, OBS_END)
+    con = duckdb.connect()
+    try:
+        got = clv.calibration_holdout_summary_in_duckdb(con.from_df(transactions), CAL_END, OBS_END)
+    finally:
+        con.close()
+    assert len(expected) > 1000
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+    with pytest.raises(ValueError, match="must be after"):
+        clv.calibration_holdout_summary_in_duckdb(None, OBS_END, CAL_END)

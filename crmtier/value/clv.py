@@ -66,6 +66,7 @@ __all__ = [
     "score_customers",
     "simulate_bgnbd",
     "calibration_holdout_summary",
+    "calibration_holdout_summary_in_duckdb",
     "holdout_check",
     "benchmark_fit",
     "MODEL_STATUS_FITTED",
@@ -846,6 +847,60 @@ def calibration_holdout_summary(purchases: pd.DataFrame, calibration_end, observ
         "monetary_value": summary["monetary_value"].to_numpy(dtype=float),
         "holdout_purchases": holdout.reindex(summary.index, fill_value=0).to_numpy(dtype=float),
     }).reset_index(drop=True)
+
+
+CALIBRATION_HOLDOUT_SQL = """
+with days as (
+    select customer_id, cast(purchase_date as date) as purchase_date, sum(purchase_value) as purchase_value
+    from purchases
+    where cast(purchase_date as date) <= date '{observation_end}'
+    group by all
+),
+calibration as (
+    select *, min(purchase_date) over (partition by customer_id) as first_day
+    from days
+    where purchase_date <= date '{calibration_end}'
+),
+summary as (
+    select
+        customer_id,
+        min(purchase_date) as first_day,
+        max(purchase_date) as last_day,
+        count(*) as purchase_days,
+        avg(purchase_value) filter (where purchase_date > first_day) as monetary_value
+    from calibration
+    group by customer_id
+),
+holdout as (
+    select customer_id, count(*) as holdout_purchases
+    from days
+    where purchase_date > date '{calibration_end}'
+    group by customer_id
+)
+select
+    summary.customer_id,
+    cast(purchase_days - 1 as double) as frequency,
+    cast(date_diff('day', first_day, last_day) as double) as recency_days,
+    cast(date_diff('day', first_day, date '{calibration_end}') as double) as T_days,
+    cast(monetary_value as double) as monetary_value,
+    cast(coalesce(holdout.holdout_purchases, 0) as double) as holdout_purchases
+from summary
+left join holdout on summary.customer_id = holdout.customer_id
+order by summary.customer_id
+"""
+
+
+def calibration_holdout_summary_in_duckdb(purchases, calibration_end, observation_end) -> pd.DataFrame:
+    """``calibration_holdout_summary`` computed by DuckDB on a relation (``purchases``: a DuckDB
+    relation with the same columns), so that millions of purchase days never become a pandas frame:
+    only the one-row-per-customer summary does (the dbt model clv_holdout_check at 1M customers).
+    Same rows, columns and order as the pandas version (tests/test_model_check.py compares them)."""
+    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    if not obs_end > cal_end:
+        raise ValueError(f"observation end {obs_end.date()} must be after the calibration end {cal_end.date()}")
+    sql = CALIBRATION_HOLDOUT_SQL.format(calibration_end=cal_end.date().isoformat(),
+                                         observation_end=obs_end.date().isoformat())
+    return purchases.query("purchases", sql).df()
 
 
 def holdout_check(summary: pd.DataFrame, holdout_days: float, penalizer: float = 0.0

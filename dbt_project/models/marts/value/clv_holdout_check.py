@@ -20,7 +20,12 @@ COLUMNS = ["as_of_date", "calibration_end_date", "holdout_days", "bucket", "buck
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from crmtier.value.clv import MODEL_STATUS_FALLBACK, MODEL_STATUS_FITTED, calibration_holdout_summary, holdout_check
+    from crmtier.value.clv import (
+        MODEL_STATUS_FALLBACK,
+        MODEL_STATUS_FITTED,
+        calibration_holdout_summary_in_duckdb,
+        holdout_check,
+    )
 
     holdout_days = int(dbt.config.get("clv_check_holdout_days"))
     min_customers = int(dbt.config.get("clv_min_customers"))
@@ -28,13 +33,13 @@ def model(dbt, session):
     penalizer = float(dbt.config.get("clv_penalizer"))
 
     # dbt finds refs by parsing the code: keep the call on its own
-    purchase_days = dbt.ref("int_customer_purchase_days").df()
-    purchase_days["purchase_value"] = pd.to_numeric(purchase_days["purchase_value"], errors="coerce").astype(float)
-    as_of = pd.Timestamp(os.environ.get("CRMTIER_AS_OF_DATE") or purchase_days["as_of_date"].iloc[0])
+    purchase_days = dbt.ref("int_customer_purchase_days")
+    as_of = pd.Timestamp(os.environ.get("CRMTIER_AS_OF_DATE") or purchase_days.max("as_of_date").fetchone()[0])
     calibration_end = as_of - pd.Timedelta(days=holdout_days)
     base = {"as_of_date": as_of.date(), "calibration_end_date": calibration_end.date(), "holdout_days": holdout_days}
 
-    summary = calibration_holdout_summary(purchase_days, calibration_end, as_of)
+    # reduced to one row per customer by DuckDB: millions of purchase days never become a pandas frame
+    summary = calibration_holdout_summary_in_duckdb(purchase_days, calibration_end, as_of)
     repeat_buyers = int((summary["frequency"] > 0).sum())
     problem = None
     if len(summary) < min_customers:
