@@ -50,3 +50,24 @@
 {% macro activity_amount(expr, where=none) -%}
     coalesce(sum({{ expr }}){% if where %} filter (where {{ where }}){% endif %}, 0)
 {%- endmacro %}
+
+{#- No two rows of a daily activity table share `columns`, checked on the customers the last build
+    rebuilt (their rows carry the table's largest through_load_seq; a full build rebuilds everyone): the
+    others were checked when they were last rebuilt, and a daily run does not group all of history. -#}
+{% test unique_among_rebuilt_customers(model, columns) %}
+
+    with rebuilt_customers as (
+        select distinct customer_id
+        from {{ model }}
+        where through_load_seq = (select max(through_load_seq) from {{ model }})
+    )
+
+    select
+        {{ columns | join(', ') }},
+        count(*) as duplicate_rows
+    from {{ model }}
+    semi join rebuilt_customers using (customer_id)
+    group by {{ columns | join(', ') }}
+    having count(*) > 1
+
+{% endtest %}

@@ -2,7 +2,7 @@
 
 with
 
-source as (
+source as {{ source_cte_hint() }}(
 
     select
         raw_events.* replace (

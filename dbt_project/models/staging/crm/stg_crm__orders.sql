@@ -2,7 +2,7 @@
 
 with
 
-source as (
+source as {{ source_cte_hint() }}(
 
     -- customer ids as the load's mapping says to match them (trim by default)
     select
