@@ -46,17 +46,21 @@ placeholders as (
 
 ),
 
+rows_of_rebuilt_customers as (
+
+    select * from daily
+    union all by name
+    select * from placeholders
+
+),
+
 final as (
 
     select
         *,
         (select coalesce(max(load_seq), 0) from orders) as through_load_seq
 
-    from (
-        select * from daily
-        union all by name
-        select * from placeholders
-    )
+    from rows_of_rebuilt_customers
 
 )
 

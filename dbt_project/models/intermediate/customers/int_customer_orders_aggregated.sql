@@ -1,5 +1,7 @@
 {%- set windows = var('behaviour_windows') -%}
 {%- set net_value = 'net_amount * rate_to_base' -%}
+{#- days with an order that is an interaction: credit notes only with var returns_count_as_interaction -#}
+{%- set interaction_orders = 'orders_total > 0' if var('returns_count_as_interaction') else 'orders_total > returns' -%}
 with
 
 daily_orders as (
@@ -46,8 +48,7 @@ aggregated as (
         max(activity_date) filter (where paid_orders > 0) as last_purchase_date,
         -- placing an order is an interaction even when it is later refunded or cancelled; a
         -- return (credit note) is one only when var returns_count_as_interaction says so
-        max(activity_date) filter (where {{ 'orders_total > 0' if var('returns_count_as_interaction') else 'orders_total > returns' }})
-            as last_order_date,
+        max(activity_date) filter (where {{ interaction_orders }}) as last_order_date,
         {%- for window in windows %}
         {{ activity_count('paid_orders', 'days_ago < ' ~ window) }} as paid_orders_{{ window }}d,
         {{ activity_amount(net_value, 'days_ago < ' ~ window) }} as net_spend_{{ window }}d,
