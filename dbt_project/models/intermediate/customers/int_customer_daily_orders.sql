@@ -40,10 +40,28 @@ daily as (
 
 ),
 
-final as (
+placeholders as (
 
-    {{ rows_of_rebuilt_customers('rebuilt_customers', 'daily', 'orders') }}
+    {{ placeholders_of_customers_without_activity('rebuilt_customers', 'daily') }}
 
 ),
+
+rows_of_rebuilt_customers as (
+
+    select * from daily
+    union all by name
+    select * from placeholders
+
+),
+
+final as (
+
+    select
+        *,
+        (select coalesce(max(load_seq), 0) from orders) as through_load_seq
+
+    from rows_of_rebuilt_customers
+
+)
 
 select * from final
