@@ -252,11 +252,11 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
                 marks.append((t, m.group(2)))
     launches = [t for t, line in stamped if "running dbt build" in line]
     found = [t for t, msg in marks if msg.startswith("Found ")]
-    done = [t for t, msg in marks if "succeeded at" in msg or "failed at" in msg]
+    done = [t for t, msg in marks if msg.startswith("Finished running") or "succeeded at" in msg or "failed at" in msg]
     parse_says = ("Unable to do partial parsing", "Partial parsing enabled:", "Nothing changed")
 
     def parse_note(a: datetime, b: datetime) -> str:  # what dbt said about parsing in this invocation
-        return "; ".join(msg for t, msg in marks if a <= t <= b and msg.startswith(parse_says)) or "no parse"
+        return "; ".join(msg for t, msg in marks if a <= t <= b and msg.startswith(parse_says)) or "no full parse"
     for i, launch in enumerate(launches):  # dbt runs in process: imports and parse on first use only
         ready = next((t for t in found if t >= launch), None)
         finished = next((t for t in done if ready and t >= ready), None)

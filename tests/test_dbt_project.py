@@ -292,6 +292,20 @@ def test_every_macro_and_its_arguments_are_documented():
             assert all(described.get(a) for a in names), f"macro {key}: arguments {names}, documented {described}"
 
 
+def test_dbt_log_keeps_what_dbt_says_and_every_statement_only_when_asked(built_warehouse, monkeypatch):
+    """dbt.log holds dbt's info lines by default (each statement at debug level cost ~3 s of a small run);
+    DBT_LOG_LEVEL_FILE=debug, as dbt documents it, brings the statements back."""
+    from crmtier.paths import get_paths
+
+    log = get_paths().dbt_target / "logs" / "dbt.log"
+    default = log.read_text()
+    assert "[info ]" in default and "Found " in default
+    assert "[debug]" not in default
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    run_dbt(["ls", "--select", "customer_status"], "2011-03-01")
+    assert "[debug]" in log.read_text()[len(default):]
+
+
 def test_a_new_home_starts_from_the_last_parse_instead_of_a_full_parse(tmp_path, monkeypatch):
     """dbt's partial-parse state is per home; a new home starts from the shared one (crmtier.dbt_runner):
     its profile is the same (paths relative to the home), so dbt accepts the saved state."""
