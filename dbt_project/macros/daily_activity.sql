@@ -33,11 +33,20 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A customer rebuilt with no activity left keeps one placeholder row (no day): delete+insert replaces
-    a customer's rows only when the new build has a row for it. Readers filter on the day, so the
-    placeholder counts nothing. -#}
-{% macro placeholders_of_customers_without_activity(rebuilt, activity) -%}
-    select customer_id from {{ rebuilt }}
+{#- The rows a build writes: the new `activity` rows of the `rebuilt` customers, and a placeholder row
+    (customer only) for each rebuilt customer with no activity left (delete+insert replaces a customer's
+    rows only when the build has a row for it; readers filter on the day, so it counts nothing). Every
+    row carries the staging load sequence `staged` had reached: the next run's watermark. -#}
+{% macro rows_of_rebuilt_customers(rebuilt, activity, staged) -%}
+    select
+        *,
+        (select coalesce(max(load_seq), 0) from {{ staged }}) as through_load_seq
+    from {{ activity }}
+    union all by name
+    select
+        customer_id,
+        (select coalesce(max(load_seq), 0) from {{ staged }}) as through_load_seq
+    from {{ rebuilt }}
     anti join {{ activity }} using (customer_id)
 {%- endmacro %}
 

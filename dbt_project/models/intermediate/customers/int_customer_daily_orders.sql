@@ -40,27 +40,9 @@ daily as (
 
 ),
 
-placeholders as (
-
-    {{ placeholders_of_customers_without_activity('rebuilt_customers', 'daily') }}
-
-),
-
-rows_of_rebuilt_customers as (
-
-    select * from daily
-    union all by name
-    select * from placeholders
-
-),
-
 final as (
 
-    select
-        *,
-        (select coalesce(max(load_seq), 0) from orders) as through_load_seq
-
-    from rows_of_rebuilt_customers
+    {{ rows_of_rebuilt_customers('rebuilt_customers', 'daily', 'orders') }}
 
 )
 
