@@ -95,18 +95,27 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
     code = "case " + " ".join(f"when {cond} then {_sql_str(c)}" for cond, c, _ in rules) + " else null end"
     detail = "case " + " ".join(f"when {cond} then {d}" for cond, _, d in rules) + " else null end"
     source_rows = f"""from _incoming left join _repeated on trim(_incoming.{key}) = _repeated._key"""
+    # The rules (regular expressions, timestamp casts) are evaluated in one pass over the file, which
+    # keeps only the (few) failing rows; loading and quarantining then join on those row numbers.
+    con.execute(f"""
+        create or replace temp table _failed as
+        select _row_number as _failed_row, reason
+        from (select _incoming._row_number, {code} as reason {source_rows})
+        where reason is not null""")
     meta = [source, file_name, digest, load_id, exported_at]
     loaded = con.execute(f"""
         insert into raw.{entity}
         select {cols}, ?, ?, ?, _row_number, ?,
                (select coalesce(max(load_seq), 0) + 1 from raw.load_log), ?, _extra
-        {source_rows} where {code} is null""", meta).fetchone()[0]
+        from _incoming anti join _failed on _incoming._row_number = _failed._failed_row""", meta).fetchone()[0]
     bad = con.execute(f"""
         insert into raw.quarantine by name
-        select ? as _load_id, ? as _source, ? as entity, ? as _file_name, _row_number, {code} as reason,
+        select ? as _load_id, ? as _source, ? as entity, ? as _file_name, _incoming._row_number,
+               _failed.reason,
                to_json(struct_pack({', '.join(f'{c} := _incoming.{c}' for c in COLUMNS[entity])})) as raw_values,
                {detail} as detail
-        {source_rows} where {code} is not null""", [load_id, source, entity, file_name]).fetchone()[0]
+        {source_rows} join _failed on _incoming._row_number = _failed._failed_row""",
+                      [load_id, source, entity, file_name]).fetchone()[0]
     # vendor and malformed-line reasons arrive as `code: detail` (several joined by "; ")
     vendor_bad = con.execute("""
         insert into raw.quarantine by name
@@ -115,7 +124,7 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
                case when strpos(reason, ':') > 0 then trim(substr(reason, strpos(reason, ':') + 1)) end as detail
         from _vendor_quarantine""", [load_id, source, entity, file_name]).fetchone()[0]
     con.execute("drop view if exists _incoming")
-    for table in ("_read", "_renumbered", "_vendor_quarantine", "_repeated"):
+    for table in ("_read", "_renumbered", "_vendor_quarantine", "_repeated", "_failed"):
         con.execute(f"drop table if exists {table}")
     if loaded + bad + vendor_bad == 0:
         raise FileRejected(f"{file_name}: empty file (header only, no data rows) for {source}/{entity}")
