@@ -192,6 +192,29 @@ def test_incremental_daily_activity_equals_a_full_rebuild(tmp_path, monkeypatch)
     assert "C2" not in incremental["1997-03-31"]["int_customer_orders_aggregated"]["customer_id"].tolist()
 
 
+def test_a_day_row_written_twice_fails_the_day_table_uniqueness_test(built_warehouse, tmp_path):
+    """unique_among_rebuilt_customers finds a repeated day row of a rebuilt customer (rows are grouped by
+    hash, then checked on the columns), also when the older copy is a row the last build did not replace."""
+    import shutil
+
+    db, _ = built_warehouse
+    for label, older in (("the same build", False), ("an older build", True)):
+        copy = tmp_path / label.replace(" ", "_") / "crm.duckdb"
+        copy.parent.mkdir()
+        shutil.copyfile(db, copy)
+        con = duckdb.connect(str(copy))
+        try:
+            con.execute(f"""insert into intermediate.int_customer_daily_events
+                            select * replace (through_load_seq - {int(older)} as through_load_seq)
+                            from intermediate.int_customer_daily_events where activity_date is not null
+                            order by all limit 1""")
+        finally:
+            con.close()
+        with pytest.raises(DbtFailed, match="unique_among_rebuilt_customers_int_customer_daily_events"):
+            run_dbt(["test", "--select", "int_customer_daily_events"], "2026-11-01", warehouse=copy)
+    run_dbt(["test", "--select", "int_customer_daily_events"], "2026-11-01", warehouse=db)  # the build's own
+
+
 # --- project structure: what an analyst reads (models documented, contracts, selectors, sizes) ---
 
 MODELS_DIR = DBT_PROJECT_DIR / "models"
