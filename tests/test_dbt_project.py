@@ -192,6 +192,90 @@ def test_incremental_daily_activity_equals_a_full_rebuild(tmp_path, monkeypatch)
     assert "C2" not in incremental["1997-03-31"]["int_customer_orders_aggregated"]["customer_id"].tolist()
 
 
+WINDOW_MODELS = ("int_customer_orders_aggregated", "int_customer_events_aggregated")
+
+
+def test_windows_moved_by_the_day_equal_a_full_rebuild(tmp_path, monkeypatch):
+    """The window models recompute only the customers whose sums can have changed since their last build
+    (moving_windows.sql) and keep the rest: after each step of a chain (one day on, a month on, a new
+    delivery that re-exports an order, back to 2026-07, to 2011 before any data, forward again, a changed
+    var, a changed fx rate) they equal a full rebuild of a copy of the same warehouse."""
+    import os
+    import shutil
+
+    from tests.conftest import write_csv
+
+    monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / "var"))
+    db = tmp_path / "var" / "warehouse" / "crm.duckdb"
+    landing = tmp_path / "landing"
+    generate(landing, 1500, seed=5, as_of="2026-11-01")
+    ingest_landing(db, landing)
+    run_dbt(["build", "--select", *(f"+{name}" for name in WINDOW_MODELS), "--exclude-resource-type", "unit_test"],
+            "2026-10-01")
+
+    def windows(warehouse):
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return {name: con.execute(f"select * from intermediate.{name} order by customer_id").df()
+                    for name in WINDOW_MODELS}
+        finally:
+            con.close()
+
+    def kept_rows():  # the compiled SQL of a build that started from the last one keeps rows
+        compiled = tmp_path / "var" / "dbt_target" / "run" / "crmtier" / "models" / "intermediate" / "customers"
+        return all("anti join moved_customers" in (compiled / f"{name}.sql").read_text() for name in WINDOW_MODELS)
+
+    def step(as_of, extra_vars=None, kept=True):
+        run_dbt(["run", "--select", *WINDOW_MODELS], as_of, extra_vars=extra_vars)
+        assert kept_rows() == kept, f"as of {as_of}: expected a build that {'keeps' if kept else 'recomputes'} rows"
+        moved = windows(db)
+        copy = tmp_path / "full" / "crm.duckdb"
+        shutil.rmtree(copy.parent, ignore_errors=True)
+        copy.parent.mkdir()
+        shutil.copyfile(db, copy)
+        run_dbt(["run", "--select", *WINDOW_MODELS, "--full-refresh"], as_of, warehouse=copy, extra_vars=extra_vars)
+        for name, frame in windows(copy).items():
+            pd.testing.assert_frame_equal(moved[name], frame, obj=f"{name} as of {as_of}")
+        return moved
+
+    def orders_file(rows):
+        path = write_csv(landing / "generic/orders/redelivery.csv", "order_id,customer_id,order_time,amount,currency,status",
+                         rows)
+        os.utime(path, (2_100_000_000, 2_100_000_000))
+
+    step("2026-10-02")
+    step("2026-10-31")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        # a customer whose sums only the new delivery changes: no day entering or leaving a window on 2026-11-01
+        order_id, customer_id, day = con.execute("""select order_id, customer_id, order_date::varchar
+            from staging.stg_crm__orders
+            where is_paid and order_date = date '2026-10-20' and customer_id not in (
+                select customer_id from staging.stg_crm__orders
+                where order_date in ('2026-11-01', '2026-10-02', '2026-08-03', '2025-11-01'))
+            order by order_id limit 1""").fetchone()
+    finally:
+        con.close()
+    # a new order in the windows and a paid order re-exported as refunded
+    orders_file([f"NEW1,{customer_id},2026-10-30 10:00,99,CNY,paid", f"{order_id},{customer_id},{day} 09:00,10,CNY,refunded"])
+    ingest_landing(db, landing)
+    run_dbt(["run", "--select", "+int_customer_daily_orders"], "2026-10-31")
+    after = step("2026-11-01")["int_customer_orders_aggregated"].set_index("customer_id")
+    assert after.loc[customer_id, "refunded_orders"] >= 1
+    step("2026-07-15")
+    assert step("2011-06-30")["int_customer_orders_aggregated"].empty  # before any order
+    step("2026-11-01", kept=False)  # an empty table records no last build: every customer is recomputed
+    step("2026-11-01")  # the same date again: nothing moved, every row kept
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("update config.fx_rates set rate_to_base = rate_to_base * 2 where currency = 'USD'")
+    finally:
+        con.close()
+    changed_rate = step("2026-11-02", kept=False)
+    assert changed_rate["int_customer_orders_aggregated"]["windows_as_of"].astype(str).eq("2026-11-02").all()
+    step("2026-11-02", extra_vars={"rfm_window_days": 60}, kept=False)
+
+
 def test_a_day_row_written_twice_fails_the_day_table_uniqueness_test(built_warehouse, tmp_path):
     """unique_among_rebuilt_customers finds a repeated day row of a rebuilt customer (rows are grouped by
     hash, then checked on the columns), also when the older copy is a row the last build did not replace."""

@@ -212,28 +212,36 @@ def test_date_by_date_runs_give_the_backfill_history_transitions_and_alerts(back
     assert (tables["transitions"]["effective_date"].astype(str).isin(dates)).any()
 
 
+WINDOW_MODELS = ("int_customer_orders_aggregated", "int_customer_events_aggregated")
+
+
 def _day_tables(warehouse: Path) -> dict[str, pd.DataFrame]:
+    """The day tables (without placeholders) and the window models read from them."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:  # placeholder rows (no day) only mark customers rebuilt with nothing left
         return {name: con.execute(f"select * exclude (through_load_seq) from intermediate.{name} "
                                   "where activity_date is not null order by all").df()
-                for name in ("int_customer_daily_orders", "int_customer_daily_events")}
+                for name in ("int_customer_daily_orders", "int_customer_daily_events")} | {
+                name: con.execute(f"select * exclude (windows_key) from intermediate.{name} order by customer_id").df()
+                for name in WINDOW_MODELS}
     finally:
         con.close()
 
 
 def test_day_tables_kept_run_by_run_equal_a_full_rebuild(backfill):
-    """The per-customer, per-day tables were maintained incrementally by every DagRun of the backfill (four
-    deliveries, dates backfilled after each): rebuilt from scratch they hold the same rows."""
+    """The per-customer, per-day tables and the windows moved from them were maintained incrementally by
+    every DagRun of the backfill (four deliveries, dates backfilled after each): rebuilt from scratch for
+    the last run's date they hold the same rows."""
     _require(backfill)
     home = _copy_home(backfill, "day-tables")
     warehouse = home / "warehouse" / "crm.duckdb"
     kept = _day_tables(warehouse)
     assert all(len(frame) for frame in kept.values())
+    last_as_of = kept[WINDOW_MODELS[0]]["windows_as_of"].iloc[0].strftime("%Y-%m-%d")
     with pytest.MonkeyPatch.context() as mp:
         _home(mp, home)
-        run_dbt(["run", "--select", "int_customer_daily_orders", "int_customer_daily_events", "--full-refresh"],
-                DATES[-1])
+        run_dbt(["run", "--select", "int_customer_daily_orders", "int_customer_daily_events", *WINDOW_MODELS,
+                 "--full-refresh"], last_as_of)
     rebuilt = _day_tables(warehouse)
     for name, frame in kept.items():
         pd.testing.assert_frame_equal(frame, rebuilt[name], obj=name)

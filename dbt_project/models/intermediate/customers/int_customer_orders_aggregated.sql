@@ -2,6 +2,11 @@
 {%- set net_value = 'net_amount * rate_to_base' -%}
 {#- days with an order that is an interaction: credit notes only with var returns_count_as_interaction -#}
 {%- set interaction_orders = 'orders_total > 0' if var('returns_count_as_interaction') else 'orders_total > returns' -%}
+{#- windows moved by the day: only customers whose sums can have changed are recomputed (moving_windows.sql) -#}
+{%- set window_days = windows + ([var('rfm_window_days')] if var('rfm_window_days') else []) -%}
+{%- set config_vars = ['behaviour_windows', 'rfm_window_days', 'returns_count_as_interaction'] -%}
+{%- set key = windows_key(config_vars, [ref('fx_rates')]) -%}
+{%- set last_build = windows_last_build(ref('int_customer_daily_orders'), key) -%}
 with
 
 daily_orders as (
@@ -16,6 +21,16 @@ fx_rates as (
 
 ),
 
+{%- if last_build is not none %}
+
+moved_customers as materialized (
+
+    -- only on a build that starts from the last one: the customers whose sums can have changed
+    {{ customers_whose_windows_moved(last_build, 'daily_orders', window_days) }}
+
+),
+{%- endif %}
+
 days_as_of as (
 
     -- only what was known on the as-of day: a past date rebuilds to the same answer
@@ -24,7 +39,7 @@ days_as_of as (
         fx_rates.rate_to_base,
         date_diff('day', daily_orders.activity_date, {{ as_of_date() }}) as days_ago
 
-    from daily_orders
+    from daily_orders {{ only_moved_customers(last_build, 'moved_customers', 'daily_orders.customer_id') }}
     left join fx_rates on daily_orders.currency = fx_rates.currency
     where daily_orders.activity_date <= {{ as_of_date() }}
 
@@ -67,7 +82,7 @@ aggregated as (
 
 ),
 
-final as (
+recomputed as (
 
     select
         *,
@@ -77,6 +92,12 @@ final as (
         returns > 0 and net_spend <= 0 as has_returns_exceeding_purchases
 
     from aggregated
+
+),
+
+final as (
+
+    {{ rows_moved_and_kept(last_build, 'recomputed', 'moved_customers', 'daily_orders', key) }}
 
 )
 
