@@ -299,13 +299,35 @@ def test_a_day_row_written_twice_fails_the_day_table_uniqueness_test(built_wareh
     run_dbt(["test", "--select", "int_customer_daily_events"], "2026-11-01", warehouse=db)  # the build's own
 
 
+def test_history_tests_check_the_date_the_run_wrote(built_warehouse, tmp_path):
+    """customer_history's tests that read every row are limited to the run's as-of date (config where
+    __as_of_date__, macro get_where_subquery): a repeated row of that date fails the uniqueness test; the
+    same row is not read by a run of another date, so a daily run does not scan all of history."""
+    import shutil
+
+    db, _ = built_warehouse
+    copy = tmp_path / "crm.duckdb"
+    shutil.copyfile(db, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute("""insert into history.customer_history
+                       select * from history.customer_history where as_of_date = date '2026-11-01' limit 1""")
+    finally:
+        con.close()
+    with pytest.raises(DbtFailed, match="combination_is_unique_customer_history_customer_id__as_of_date"):
+        run_dbt(["test", "--select", "customer_history"], "2026-11-01", warehouse=copy)
+    run_dbt(["test", "--select", "customer_history"], "2011-01-01", warehouse=copy)
+
+
 # --- project structure: what an analyst reads (models documented, contracts, selectors, sizes) ---
 
 MODELS_DIR = DBT_PROJECT_DIR / "models"
 MAX_MODEL_LINES = 120
 # Longer on purpose, with why. customer_tiers: seven inputs (import CTEs), the rfm/clv value choice and an
 # 18-column contract; its rule is the `placed` and `matched_rule` CTEs, its reason is macro tier_reason.
-LONGER_MODELS = {"customer_tiers": 150}
+# customer_transitions: the dates a run recomputes, the pairing with the latest earlier row (read from two
+# dates, macro rows_that_can_precede), the change kinds and a 22-column history table.
+LONGER_MODELS = {"customer_tiers": 150, "customer_transitions": 135}
 
 
 def _model_files() -> dict[str, Path]:

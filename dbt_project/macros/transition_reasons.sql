@@ -20,3 +20,41 @@
         end
     )
 {%- endmacro %}
+
+{#- Every row of `history` (customer_id, as_of_date, ...) that can be the latest earlier row of a row on one
+    of `target_dates` (effective_date): all rows on the history date just before each target date (of
+    `history_dates`), and the other rows of the customers missing on that date (new ones, or absent that
+    day). An ASOF join over these gives what one over all of history gives, reading two dates. -#}
+{% macro rows_that_can_precede(history, history_dates, target_dates) -%}
+    with previous_dates as (
+        select
+            {{ target_dates }}.effective_date,
+            max({{ history_dates }}.as_of_date) as previous_date
+        from {{ target_dates }}
+        inner join {{ history_dates }} on {{ history_dates }}.as_of_date < {{ target_dates }}.effective_date
+        group by {{ target_dates }}.effective_date
+    ),
+
+    rows_on_previous_dates as (
+        select {{ history }}.*
+        from {{ history }}
+        semi join previous_dates on {{ history }}.as_of_date = previous_dates.previous_date
+    ),
+
+    customers_missing_on_previous_date as (
+        select current_rows.customer_id
+        from {{ history }} as current_rows
+        inner join previous_dates on current_rows.as_of_date = previous_dates.effective_date
+        anti join rows_on_previous_dates
+            on current_rows.customer_id = rows_on_previous_dates.customer_id
+            and previous_dates.previous_date = rows_on_previous_dates.as_of_date
+    )
+
+    select * from rows_on_previous_dates
+    union all
+    select {{ history }}.*
+    from {{ history }}
+    semi join customers_missing_on_previous_date
+        on {{ history }}.customer_id = customers_missing_on_previous_date.customer_id
+    anti join previous_dates on {{ history }}.as_of_date = previous_dates.previous_date
+{%- endmacro %}

@@ -1,22 +1,35 @@
 {#- Changes against the customer's latest earlier date (config, dates a run recomputes: see the yml) -#}
 with
 
-history as (
+history as not materialized (
 
     select * from {{ ref('customer_history') }}
 
 ),
 
+history_dates as (
+
+    select distinct as_of_date from history
+
+),
+
 target_dates as (
 
-    select distinct as_of_date as effective_date
-    from history
+    select as_of_date as effective_date
+    from history_dates
     {%- if is_incremental() %}
     where as_of_date = {{ as_of_date() }}
         or as_of_date = (
-            select min(later.as_of_date) from history as later where later.as_of_date > {{ as_of_date() }}
+            select min(later.as_of_date) from history_dates as later where later.as_of_date > {{ as_of_date() }}
         )
     {%- endif %}
+
+),
+
+previous_rows as (
+
+    -- the rows that can be a target row's latest earlier row: a daily run reads two dates, not all of history
+    {{ rows_that_can_precede('history', 'history_dates', 'target_dates') }}
 
 ),
 
@@ -45,7 +58,7 @@ paired as (
 
     from history as current_rows
     inner join target_dates on current_rows.as_of_date = target_dates.effective_date
-    asof inner join history as previous_rows
+    asof inner join previous_rows
         on current_rows.customer_id = previous_rows.customer_id
         and current_rows.as_of_date > previous_rows.as_of_date
 
