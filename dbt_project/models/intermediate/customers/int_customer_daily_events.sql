@@ -2,8 +2,9 @@
 
 with
 
-events as (
+events as not materialized (
 
+    -- read where used: DuckDB would copy the whole table once, as it is read four times (W10 daily: -35%)
     select * from {{ ref('stg_crm__events') }}
 
 ),

@@ -2,8 +2,9 @@
 
 with
 
-orders as (
+orders as not materialized (
 
+    -- read where used: DuckDB would copy the whole table once, as it is read four times (W10 daily: -35%)
     select * from {{ ref('stg_crm__orders') }}
 
 ),
