@@ -203,9 +203,13 @@ def test_retract_removes_a_load_and_staging_rebuilds_without_it(tmp_path, monkey
     write_csv(landing / "generic/orders/good.csv", ORDERS, ["O1,C1,2026-10-01 10:00:00,10,CNY,paid"])
     write_csv(landing / "generic/orders/wrong.csv", ORDERS, ["O9,C1,2026-10-02 10:00:00,99999,CNY,paid"])
     report = ingest_landing(db, landing, NO_WAIT)
+    # the day table and the windows built from it are incremental: they must lose the retracted order too
+    summed = "select paid_orders, net_spend::double from intermediate.int_customer_orders_aggregated"
     run_dbt(stage_args("staging"), "2026-11-01")
+    run_dbt(["run", "--select", "int_customer_daily_orders", "int_customer_orders_aggregated"], "2026-11-01")
     staged = "select order_id from staging.stg_crm__orders order by 1"
     assert rows(db, staged) == [("O1",), ("O9",)]
+    assert rows(db, summed) == [(2, 100009.0)]
     wrong = next(f.load_id for f in report.files if f.file_name == "wrong.csv")
 
     done = retract_load(db, wrong, "wrong amounts")
@@ -216,6 +220,8 @@ def test_retract_removes_a_load_and_staging_rebuilds_without_it(tmp_path, monkey
     assert again.files == [] and [n.status for n in again.not_read] == ["retracted"]
     run_dbt(stage_args("staging"), "2026-11-01")
     assert rows(db, staged) == [("O1",)]
+    run_dbt(["run", "--select", "int_customer_daily_orders", "int_customer_orders_aggregated"], "2026-11-01")
+    assert rows(db, summed) == [(1, 10.0)]
     with pytest.raises(ValueError, match="only a loaded file"):
         retract_load(db, wrong)
 

@@ -381,15 +381,16 @@ def _supersede_partial_loads(con, source: str, entity: str, path: Path, new_load
 
 
 def _remove_load(con, load_id: str, entity: str, status: str, message: str) -> tuple[int, int]:
-    """Take a load's rows out of raw (rows and quarantine) and mark it in the load log; staging
-    tables are dropped so the next run rebuilds them from raw without the rows."""
+    """Take a load's rows out of raw (rows and quarantine) and mark it in the load log; staging and
+    intermediate tables are dropped so the next run rebuilds them from raw without the rows (the day
+    tables and the windows moved from them are incremental: kept, they would still count the rows)."""
     rows = con.execute(f"delete from raw.{entity} where _load_id = ?", [load_id]).fetchone()[0]
     bad = con.execute("delete from raw.quarantine where _load_id = ?", [load_id]).fetchone()[0]
     con.execute("""update raw.load_log set status = ?, message = ?, retracted_at = now()::timestamp
                    where load_id = ?""", [status, message, load_id])
     for schema, name, kind in con.execute(
             "select table_schema, table_name, table_type from information_schema.tables "
-            "where table_schema = 'staging'").fetchall():
+            "where table_schema in ('staging', 'intermediate')").fetchall():
         con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {schema}.{_quote_ident(name)}")
     return rows, bad
 
