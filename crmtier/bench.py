@@ -153,12 +153,12 @@ def write_day(landing: Path, customers: int, day: str, orders: int, events: int,
     """One more day of exports: `orders` orders and `events` events of `buyers` existing customers, all on
     `day`."""
     rng = np.random.default_rng(seed)
-    buyers = rng.choice(np.arange(1, customers + 1), size=min(customers, buyers), replace=False)
+    chosen = rng.choice(np.arange(1, customers + 1), size=min(customers, buyers), replace=False)
     stamp = day.replace("-", "")
     for entity, count, header in (
             ("orders", orders, "order_id,customer_id,order_time,amount,currency,status"),
             ("events", events, "event_id,customer_id,event_time,event_type,channel")):
-        ids = rng.choice(buyers, size=count)
+        ids = rng.choice(chosen, size=count)
         seconds = rng.integers(0, 86400, size=count)
         amounts = rng.uniform(10, 500, size=count)
         lines = [header]

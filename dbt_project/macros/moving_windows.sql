@@ -33,8 +33,8 @@
     {%- if last.rows | length == 0 -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set as_of, _, through_load_seq, day_table_seq = last.rows[0] -%}
-    {%- if last.rows[0][1] != key or day_table_seq is none or day_table_seq < through_load_seq -%}
+    {%- set as_of, last_key, through_load_seq, day_table_seq = last.rows[0] -%}
+    {%- if last_key != key or day_table_seq is none or day_table_seq < through_load_seq -%}
         {{ return(none) }}
     {%- endif -%}
     {{ return({'as_of': as_of, 'through_load_seq': through_load_seq}) }}
@@ -81,18 +81,19 @@
     last build that build's rows of every other customer; each with what this build read (as-of
     date, `key`, the day table `days`' load sequence). -#}
 {% macro rows_moved_and_kept(last_build, recomputed, moved, days, key) -%}
+    {%- set days_load_seq = '(select coalesce(max(through_load_seq), 0) from ' ~ days ~ ')' -%}
     select
         *,
         {{ as_of_date() }} as windows_as_of,
         '{{ key }}' as windows_key,
-        (select coalesce(max(through_load_seq), 0) from {{ days }}) as through_load_seq
+        {{ days_load_seq }} as through_load_seq
     from {{ recomputed }}
     {%- if last_build is not none %}
     union all by name
     select
         * replace (
             {{ as_of_date() }} as windows_as_of,
-            (select coalesce(max(through_load_seq), 0) from {{ days }}) as through_load_seq
+            {{ days_load_seq }} as through_load_seq
         )
     from {{ this }}
     anti join {{ moved }} using (customer_id)
