@@ -68,6 +68,34 @@ def published_by_other_run(snapshot_path, as_of: str, run_id: str) -> str:
     return ""
 
 
+def serve_only_the_sdk_api_version() -> str:
+    """Build the in-process task execution API for the one version this process's task SDK speaks.
+
+    `dag.test()` serves Airflow's task execution API in process, and Cadwyn builds the routes of every
+    dated version of it on the first request (9 versions in Airflow 3.3): ~4 s of each runner process,
+    most of the first task's start-up. The in-process client sends one version, the SDK's `API_VERSION`,
+    whose routes are generated from the head version alone, so they are the same in a bundle that keeps
+    only that version, the one before it (whose changes restore the routes head marks as existing only in
+    older versions, which Cadwyn insists on) and an empty oldest one. Returns what was done, for the log;
+    with another Airflow, whose bundle does not start with the SDK's version, nothing is changed.
+    """
+    from airflow.api_fastapi.execution_api import versions
+    from airflow.sdk.api.client import API_VERSION
+    from cadwyn import HeadVersion, Version, VersionBundle
+
+    full = versions.bundle
+    served = [version.value for version in full.versions]
+    if len(served) < 4 or served[0] != API_VERSION or full.head_version.changes:
+        return f"execution API: every version served ({', '.join(served)})"
+    for version in full.versions:  # a version change binds to one bundle: release them for the new one
+        for change in version.changes:
+            change._bound_version_bundle = None  # noqa: SLF001 - Cadwyn has no public unbind
+    kept, oldest = full.versions[:2], full.versions[2]
+    versions.bundle = VersionBundle(HeadVersion(), *(Version(v.value, *v.changes) for v in kept),
+                                    Version(oldest.value))
+    return f"execution API: version {API_VERSION} served in process (of {len(served)})"
+
+
 def run_dates(dates: list[str]) -> int:
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
@@ -84,6 +112,7 @@ def run_dates(dates: list[str]) -> int:
     from crmtier.airflow_setup import ensure_pool
 
     ensure_pool()  # the DAG's tasks run in the one-slot warehouse pool
+    print(f"[crmtier] {serve_only_the_sdk_api_version()}", flush=True)
     dag_start = dag.start_date.date().isoformat()
     for as_of in dates:
         started = time.monotonic()

@@ -77,3 +77,49 @@ def test_dag_file_imports_only_the_sdk():
     source = (DAGS_DIR / "crm_pipeline.py").read_text()
     airflow_imports = [line for line in source.splitlines() if line.startswith(("from airflow", "import airflow"))]
     assert airflow_imports and all(line.startswith("from airflow.sdk import") for line in airflow_imports)
+
+
+# the embedded runner's trim of the in-process execution API (crmtier.airflow_runner), checked in a child
+# process: the trim rebinds Cadwyn's version changes, which must not leak into this test process
+SDK_VERSION_OPENAPI = r'''
+import json, sys
+from airflow.api_fastapi.execution_api import versions
+from airflow.api_fastapi.execution_api.routes import execution_api_router
+from airflow.sdk.api.client import API_VERSION
+from cadwyn.route_generation import generate_versioned_routers
+from fastapi.openapi.utils import get_openapi
+
+from crmtier.airflow_runner import serve_only_the_sdk_api_version
+
+def served(bundle):
+    routers = generate_versioned_routers(execution_api_router, versions=bundle,
+                                         api_version_parameter_name="Airflow-API-Version")
+    return sorted(routers.endpoints), get_openapi(title="x", version=API_VERSION,
+                                                  routes=routers.endpoints[API_VERSION].routes)
+
+full_versions, full = served(versions.bundle)
+said = serve_only_the_sdk_api_version()
+trimmed_versions, trimmed = served(versions.bundle)
+json.dump({"said": said, "sdk": API_VERSION, "full_versions": full_versions,
+           "trimmed_versions": trimmed_versions, "same": full == trimmed,
+           "paths": len(full["paths"])}, open(sys.argv[1], "w"))
+'''
+
+
+def test_the_in_process_api_serves_the_sdk_version_as_airflow_does(tmp_path):
+    """The runner serves only the task SDK's version of the execution API in process: that version's
+    routes and schemas (its whole OpenAPI document) are the ones the full nine-version API serves."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}"}
+    out = tmp_path / "served.json"
+    subprocess.run([sys.executable, "-c", SDK_VERSION_OPENAPI, str(out)], env=env, capture_output=True, check=True)
+    result = json.loads(out.read_text())
+    assert result["said"] == f"execution API: version {result['sdk']} served in process (of 9)"
+    assert result["sdk"] in result["trimmed_versions"]
+    assert len(result["trimmed_versions"]) == 3 < len(result["full_versions"])
+    assert result["paths"] > 20
+    assert result["same"]
