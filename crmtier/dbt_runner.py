@@ -43,6 +43,21 @@ def config_version(extra_vars: dict | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
+def seeds_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
+    """What the seed tables and the seeds' tests are made from: every file of the seeds and macros
+    folders, dbt_project.yml (seed column types, test severity) and dbt's version. An edit to any of
+    them makes the next staging stage load and test the seeds again (crmtier.pipeline.dbt_step)."""
+    from dbt.version import __version__ as dbt_version
+
+    digest = hashlib.sha256(f"dbt {dbt_version}".encode())
+    files = [project_dir / "dbt_project.yml", *sorted((project_dir / "seeds").rglob("*")),
+             *sorted((project_dir / "macros").rglob("*"))]
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def run_dbt(args: list[str], as_of_date: str, warehouse: str | Path | None = None,
             extra_vars: dict | None = None, fault_point_name: str | None = None) -> str:
     """Run `dbt <args>` for one as-of date; return dbt's console output; raise DbtFailed on failure."""

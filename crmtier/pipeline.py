@@ -24,6 +24,10 @@ log = logging.getLogger("crmtier")
 # What `dbt build` builds per stage: selectors of dbt_project/selectors.yml (seeds with staging,
 # history with the marts; tests where their parents exist; no unit tests on data runs)
 STAGE_SELECTORS = {"staging": "pipeline_staging", "marts": "pipeline_marts"}
+# ...and staging without the seeds and their own tests, when the seed tables were built and tested from
+# the very files of this checkout (their fingerprint, kept beside them in SEEDS_BUILT)
+STAGING_WITHOUT_SEEDS = "pipeline_staging_models"
+SEEDS_BUILT = "config._seeds_built"
 
 
 def progress(message: str) -> None:
@@ -153,21 +157,69 @@ def gate_step(gate: str, params: dict) -> dict:
     return {"gate": gate, "checks": len(result.checks), "seconds": round(result.seconds, 2)}
 
 
-def stage_args(stage: str, full_refresh: bool = False) -> list[str]:
-    """`dbt build` arguments of a pipeline stage (staging or marts)."""
-    args = ["build", "--selector", STAGE_SELECTORS[stage]]
+def stage_args(stage: str, full_refresh: bool = False, seeds_built: bool = False) -> list[str]:
+    """`dbt build` arguments of a pipeline stage (staging or marts); `seeds_built`: staging leaves out the
+    seeds, already built and tested from the same files."""
+    without_seeds = stage == "staging" and seeds_built and not full_refresh
+    args = ["build", "--selector", STAGING_WITHOUT_SEEDS if without_seeds else STAGE_SELECTORS[stage]]
     return [*args, "--full-refresh"] if full_refresh else args
+
+
+def seeds_built_from(warehouse: Path, fingerprint: str) -> str | None:
+    """When the seed tables were built and tested from files of this fingerprint, or None: never, from
+    other files, or a seed table is missing since."""
+    import duckdb
+
+    from crmtier.paths import DBT_PROJECT_DIR
+
+    if not warehouse.exists():
+        return None
+    schema, table = SEEDS_BUILT.split(".")
+    seeds = sorted(path.stem for path in (DBT_PROJECT_DIR / "seeds").glob("*.csv"))
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
+    try:
+        present = {name for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()}
+        if table not in present or not set(seeds) <= present:
+            return None
+        row = con.execute(f"select built_at::varchar from {SEEDS_BUILT} where fingerprint = ?",
+                          [fingerprint]).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def _record_seeds_built(warehouse: Path, fingerprint: str | None) -> None:
+    """Forget the seeds' fingerprint before a build that loads them (a failed one leaves none); record it after."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), config=duckdb_config())
+    try:
+        con.execute(f"create schema if not exists {SEEDS_BUILT.split('.')[0]}")
+        con.execute(f"create or replace table {SEEDS_BUILT} (fingerprint varchar, built_at timestamp)")
+        if fingerprint:
+            con.execute(f"insert into {SEEDS_BUILT} values (?, now())", [fingerprint])
+    finally:
+        con.close()
 
 
 @timed("dbt {stage}")
 def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
-    from crmtier.dbt_runner import run_dbt
+    from crmtier.dbt_runner import run_dbt, seeds_fingerprint
 
-    args = stage_args(stage, full_refresh)
-    progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})")
+    warehouse = get_paths().warehouse
+    fingerprint = seeds_fingerprint() if stage == "staging" else None
+    built = seeds_built_from(warehouse, fingerprint) if fingerprint and not full_refresh else None
+    args = stage_args(stage, full_refresh, seeds_built=bool(built))
+    progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})"
+             + (f"; seeds not reloaded: built and tested from the same files at {built}" if built else ""))
     try:
         with writer_step():
+            if fingerprint and not built and warehouse.exists():
+                _record_seeds_built(warehouse, None)
             output = run_dbt(args, as_of_date, fault_point_name=f"dbt_{stage}")
+            if fingerprint and not built:
+                _record_seeds_built(warehouse, fingerprint)
     except Exception as exc:
         if type(exc).__name__ == "DbtFailed":
             fail_without_retry(f"dbt {stage} failed: nothing downstream runs, nothing is published.\n{exc}")

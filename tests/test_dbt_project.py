@@ -450,3 +450,74 @@ def test_a_new_home_starts_from_the_last_parse_instead_of_a_full_parse(tmp_path,
     assert "Unable to do partial parsing" not in outputs["second"], outputs["second"]
     assert (tmp_path / "second" / "dbt_target" / "partial_parse.msgpack").exists()
     assert "customer_status" in outputs["second"]
+
+
+def _built(kind: str) -> set[str]:
+    """Names of the nodes of one resource type in the last dbt command's run_results.json."""
+    import json
+
+    from crmtier.paths import get_paths
+
+    results = json.loads((get_paths().dbt_target / "run_results.json").read_text())["results"]
+    return {r["unique_id"].split(".")[2] for r in results if r["unique_id"].startswith(f"{kind}.")}
+
+
+def test_staging_reloads_the_seeds_only_when_they_or_their_table_changed(tmp_path, monkeypatch):
+    """The staging stage loads and tests the seeds when the warehouse has not got them from the same files:
+    the first time, after a seed table is dropped, on a full refresh; otherwise it builds the staging models
+    and all their tests, those reading a seed included."""
+    from crmtier.pipeline import SEEDS_BUILT, dbt_step
+
+    monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / "var"))
+    generate(tmp_path / "landing", 60, seed=5, as_of="2011-06-30")
+    db = tmp_path / "var" / "warehouse" / "crm.duckdb"
+    ingest_landing(db, tmp_path / "landing")
+    seeds = {path.stem for path in (DBT_PROJECT_DIR / "seeds").glob("*.csv")}
+
+    dbt_step("staging", "2011-06-30")
+    assert _built("seed") == seeds
+    first_tests = _built("test")
+    dbt_step("staging", "2011-06-30")
+    assert _built("seed") == set()
+    kept_tests = _built("test")
+    assert _built("model") == {"stg_crm__customers", "stg_crm__orders", "stg_crm__events", "stg_crm__field_warnings"}
+    seed_tests = {t for t in first_tests if "stg_crm__" not in t and not t.startswith("source_")}
+    assert seed_tests and all(any(seed in t for seed in seeds) for t in seed_tests), seed_tests
+    assert kept_tests == first_tests - seed_tests
+    assert [t for t in kept_tests if any(seed in t for seed in seeds)], "no staging test reading a seed is kept"
+
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("drop table config.tier_rules")
+    finally:
+        con.close()
+    dbt_step("staging", "2011-06-30")
+    assert _built("seed") == seeds and _built("test") == first_tests
+    dbt_step("staging", "2011-06-30", full_refresh=True)
+    assert _built("seed") == seeds
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute(f"select count(*) from {SEEDS_BUILT}").fetchone() == (1,)
+    finally:
+        con.close()
+
+
+def test_the_seeds_fingerprint_follows_seeds_macros_and_project_not_models(tmp_path):
+    import shutil
+
+    from crmtier.dbt_runner import seeds_fingerprint
+
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    before = seeds_fingerprint(project)
+    assert seeds_fingerprint(project) == before == seeds_fingerprint(DBT_PROJECT_DIR)
+    model = next((project / "models").rglob("*.sql"))
+    model.write_text(model.read_text() + "\n")
+    assert seeds_fingerprint(project) == before
+    for edited in (next((project / "seeds").glob("*.csv")), next((project / "macros").rglob("*.sql")),
+                   project / "dbt_project.yml"):
+        original = edited.read_bytes()
+        edited.write_bytes(original + b"\n")
+        assert seeds_fingerprint(project) != before, edited.name
+        edited.write_bytes(original)
+    assert seeds_fingerprint(project) == before
