@@ -170,17 +170,17 @@ def seeds_built_from(warehouse: Path, fingerprint: str) -> str | None:
     other files, or a seed table is missing since."""
     import duckdb
 
-    from crmtier.paths import DBT_PROJECT_DIR
+    from crmtier.seeds import SEEDS_DIR
 
     if not warehouse.exists():
         return None
     schema, table = SEEDS_BUILT.split(".")
-    seeds = sorted(path.stem for path in (DBT_PROJECT_DIR / "seeds").glob("*.csv"))
+    seeds = {path.stem for path in SEEDS_DIR.glob("*.csv")}
     con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         present = {name for (name,) in con.execute(
             "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()}
-        if table not in present or not set(seeds) <= present:
+        if table not in present or not seeds <= present:
             return None
         row = con.execute(f"select built_at::varchar from {SEEDS_BUILT} where fingerprint = ?",
                           [fingerprint]).fetchone()
