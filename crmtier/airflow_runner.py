@@ -96,23 +96,35 @@ def serve_only_the_sdk_api_version() -> str:
     return f"execution API: version {API_VERSION} served in process (of {len(served)})"
 
 
-def run_dates(dates: list[str]) -> int:
-    import pendulum
+def load_dag():
+    """(the pipeline's DAG, None), or (None, the import errors): Airflow imported, the DAG parsed, its
+    pool ensured and the in-process execution API trimmed (`serve_only_the_sdk_api_version`)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from crmtier.airflow_setup import EMBEDDED_ENV
-    from crmtier.paths import DAGS_DIR, get_paths
+    from crmtier.airflow_setup import EMBEDDED_ENV, ensure_pool
+    from crmtier.paths import DAGS_DIR
 
     os.environ[EMBEDDED_ENV] = "1"  # this process orders the dates (crmtier.airflow_setup.runs_in_scheduler)
     bag = DagBag(dag_folder=str(DAGS_DIR))
     if bag.import_errors:
-        print(f"{VERDICT}: the DAG does not import: {bag.import_errors}", flush=True)
-        return 2
-    dag = bag.dags["crm_pipeline"]
-    from crmtier.airflow_setup import ensure_pool
-
+        return None, bag.import_errors
     ensure_pool()  # the DAG's tasks run in the one-slot warehouse pool
     print(f"[crmtier] {serve_only_the_sdk_api_version()}", flush=True)
+    return bag.dags["crm_pipeline"], None
+
+
+def run_dates(dates: list[str]) -> int:
+    import pendulum
+
+    from crmtier.long_lived import collections_line, count_collections, long_lived
+    from crmtier.paths import get_paths
+
+    count_collections()
+    with long_lived():  # Airflow's modules and the parsed DAG live as long as this process
+        dag, import_errors = load_dag()
+    if import_errors:
+        print(f"{VERDICT}: the DAG does not import: {import_errors}", flush=True)
+        return 2
     dag_start = dag.start_date.date().isoformat()
     for as_of in dates:
         started = time.monotonic()
@@ -128,7 +140,7 @@ def run_dates(dates: list[str]) -> int:
             print(f"{VERDICT}: {problem}", flush=True)
             return 1
         print(f"[crmtier] === as of {as_of}: DagRun success, every task ran, snapshot published "
-              f"({time.monotonic() - started:.1f}s)", flush=True)
+              f"({time.monotonic() - started:.1f}s; {collections_line()})", flush=True)
     return 0
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from crmtier.duckdb_config import TEMP_DIRECTORY_ENV, duckdb_env
 from crmtier.faults import fault_point, fault_requested
+from crmtier.long_lived import long_lived
 from crmtier.paths import DBT_PROJECT_DIR, get_paths
 
 log = logging.getLogger(__name__)
@@ -106,23 +107,33 @@ def _invoke(cli_args: list[str], extra_vars: dict | None, database: str, callbac
     """One dbt command with the project's manifest parsed once per process, vars and database name
     (dbt-duckdb names the database after the file: it is in every node); the DuckDB file is closed
     afterwards, so the gates and the next writer can open it."""
-    from dbt.cli.main import dbtRunner
-
     key = json.dumps([extra_vars or {}, database], sort_keys=True)
     try:
         if key not in _MANIFESTS:
-            parse_args = ["parse", *cli_args[cli_args.index("--project-dir"):]]
-            shared, own = _shared_parse_file(key), get_paths().dbt_target / "partial_parse.msgpack"
-            _seed_partial_parse(shared, own)
-            parsed = dbtRunner(callbacks=[callback]).invoke(parse_args)
+            with long_lived():  # dbt's modules and the manifest live as long as the process
+                parsed = _parse(cli_args, key, callback)
             if not parsed.success:
                 return False, str(parsed.exception or "dbt parse failed")
             _MANIFESTS[key] = parsed.result
-            _share_partial_parse(own, shared)
+        from dbt.cli.main import dbtRunner
+
         result = dbtRunner(manifest=_MANIFESTS[key], callbacks=[callback]).invoke(cli_args)
         return result.success, str(result.exception) if result.exception else ""
     finally:
         _close_duckdb()
+
+
+def _parse(cli_args: list[str], key: str, callback):
+    """`dbt parse` of the project, from the partial parse saved by the last process of this checkout."""
+    from dbt.cli.main import dbtRunner
+
+    parse_args = ["parse", *cli_args[cli_args.index("--project-dir"):]]
+    shared, own = _shared_parse_file(key), get_paths().dbt_target / "partial_parse.msgpack"
+    _seed_partial_parse(shared, own)
+    parsed = dbtRunner(callbacks=[callback]).invoke(parse_args)
+    if parsed.success:
+        _share_partial_parse(own, shared)
+    return parsed
 
 
 # dbt's partial parsing (target/partial_parse.msgpack) is per home; a new home would pay a full parse of

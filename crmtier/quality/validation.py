@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+from crmtier.long_lived import long_lived
 from crmtier.quality.config import GateConfigError, _suite_parameter_names, _suite_parameter_value
 
 DEFAULT_WEIGHT_COLUMN = "n"
@@ -41,7 +43,8 @@ def _import_gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     started = time.perf_counter()
-    import great_expectations as gx
+    with long_lived() if "great_expectations" not in sys.modules else contextlib.nullcontext():
+        import great_expectations as gx  # its modules live as long as the process
 
     logging.getLogger("crmtier.gates").info("GX imported in %.2fs", time.perf_counter() - started)  # make bench
     _quiet_gx_logging()  # some GX modules set their own logger level at import
