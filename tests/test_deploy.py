@@ -105,6 +105,32 @@ def test_local_deployment_runs_the_compose_commands_and_settings():
     assert local_env["AIRFLOW__API__HOST"] == "127.0.0.1"  # loopback only here
 
 
+PRELOAD_PROBE = """
+import gc, sys
+sys.argv = sys.argv[1:]
+import airflow_local_settings
+print(sorted(m for m in ("great_expectations", "dbt.cli.main", "duckdb", "pandas") if m in sys.modules),
+      gc.get_freeze_count(), gc.isenabled())
+"""
+
+
+@pytest.mark.parametrize("service", ["scheduler", "api-server"])
+def test_only_the_scheduler_preloads_the_task_libraries_and_freezes_them(service):
+    """deploy/preload/airflow_local_settings.py: what LocalExecutor's forked tasks inherit, kept out of the
+    garbage collector (crmtier.long_lived); the other services import nothing more."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "deploy" / "preload"), str(REPO_ROOT)])}
+    proc = subprocess.run([sys.executable, "-c", PRELOAD_PROBE, "airflow", service], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded, frozen, enabled = proc.stdout.strip().rsplit(" ", 2)
+    assert enabled == "True"
+    if service == "scheduler":
+        assert loaded == "['dbt.cli.main', 'duckdb', 'great_expectations', 'pandas']"
+        assert int(frozen) > 300_000  # GX, dbt, pandas: ~400,000 objects
+    else:
+        assert (loaded, frozen) == ("[]", "0")
+
+
 def test_docker_compose_config_accepts_the_file_and_refuses_without_secrets(tmp_path):
     exe = shutil.which("docker-compose")
     if exe is None:
