@@ -203,6 +203,7 @@ def pipeline_run(label: str, home: Path, landing: Path, as_of: str, check: bool 
 
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+)Z? ")
+COLLECTOR = re.compile(r"garbage collector: (\d+) collections, ([\d.]+)s")  # crmtier.long_lived.collections_line
 DBT_STAMP = re.compile(r"(\d\d:\d\d:\d\d\.\d+) \[\w+ *\] \[MainThread\]: (.*)")
 
 
@@ -263,7 +264,14 @@ def fixed_cost(home: Path, as_of: str, started: datetime) -> list[tuple[str, flo
         finished = next((t for t in done if ready and t >= ready), None)
         span(f"dbt #{i + 1}: start + parse ({parse_note(launch, ready) if ready else '?'})", launch, ready)
         span(f"dbt #{i + 1}: build", ready, finished)
-    return phases
+    return phases + collector_phase(lines)
+
+
+def collector_phase(lines: list[str]) -> list[tuple[str, float]]:
+    """The garbage collector's time over the whole process, from the runner's last DagRun line."""
+    found = [m for line in lines if (m := COLLECTOR.search(line))]
+    return [(f"Python garbage collection, {found[-1].group(1)} collections (whole process)",
+             float(found[-1].group(2)))] if found else []
 
 
 FLOOR_DAG = '''"""One task doing nothing: the floor of an embedded Airflow DagRun (crmtier.bench)."""

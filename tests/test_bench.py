@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crmtier.bench import DAILY_CUSTOMERS, Measured, daily_buyers, row
+from crmtier.bench import DAILY_CUSTOMERS, Measured, collector_phase, daily_buyers, row
+from crmtier.long_lived import collections_line
 
 pytestmark = pytest.mark.unit
 
@@ -22,3 +23,16 @@ def test_the_daily_day_touches_at_most_a_tenth_of_the_smaller_workload(small):
     buyers = daily_buyers(small)
     assert 1 <= buyers <= small // 10 and buyers <= DAILY_CUSTOMERS
     assert daily_buyers(100_000) == DAILY_CUSTOMERS  # W10's pair (1M and 100k customers): as measured before
+
+
+def test_the_fixed_cost_shows_the_collector_time_the_runner_printed_last():
+    lines = ["[crmtier] === as of 2011-01-01: DagRun success, every task ran, snapshot published "
+             "(20.1s; garbage collector: 900 collections, 0.41s; 1,000,000 objects frozen)",
+             f"[crmtier] === as of 2011-01-02: DagRun success, every task ran, snapshot published (19.0s; "
+             f"{collections_line()})"]
+    (name, seconds), = collector_phase(lines)
+    count, printed = collections_line().split(": ")[1].split(" collections, ")
+    assert name == f"Python garbage collection, {count} collections (whole process)"
+    assert seconds == float(printed.split("s;")[0])
+    assert collector_phase(lines[:1]) == [("Python garbage collection, 900 collections (whole process)", 0.41)]
+    assert collector_phase(["no collector line"]) == []
