@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -27,6 +28,22 @@ def test_the_block_pauses_collection_and_freezes_what_it_built():
     assert gc.get_freeze_count() - before >= len(built)
     tracked = {id(o) for o in gc.get_objects()}  # the generations a collection walks
     assert not any(id(o) in tracked for o in built)
+
+
+class _Node:
+    pass
+
+
+def test_garbage_left_before_the_block_is_freed_not_frozen():
+    gc.disable()  # the cycle stays uncollected until the block
+    left = _Node()
+    left.itself = left
+    alive = weakref.ref(left)
+    del left
+    gc.enable()
+    with long_lived():
+        pass
+    assert alive() is None
 
 
 def test_a_paused_collector_stays_paused_and_a_failed_block_still_freezes():
