@@ -319,6 +319,44 @@ def test_history_tests_check_the_date_the_run_wrote(built_warehouse, tmp_path):
     run_dbt(["test", "--select", "customer_history"], "2011-01-01", warehouse=copy)
 
 
+
+def test_a_history_table_built_before_its_not_null_constraints_gets_them(built_warehouse, tmp_path):
+    """A contracted incremental table keeps the DDL it was created with; the pre-hook
+    not_null_constraints_on_existing_table declares what it lacks, and older nulls stop the run, named."""
+    import shutil
+
+    db, _ = built_warehouse
+    copy = tmp_path / "crm.duckdb"
+    shutil.copyfile(db, copy)
+
+    def nullable(column: str) -> bool:
+        con = duckdb.connect(str(copy), read_only=True)
+        try:
+            return con.execute("select is_nullable from duckdb_columns() where schema_name = 'history' and "
+                               "table_name = 'customer_history' and column_name = ?", [column]).fetchone()[0]
+        finally:
+            con.close()
+
+    def alter(*statements: str) -> None:
+        con = duckdb.connect(str(copy))
+        try:
+            for statement in statements:
+                con.execute(statement)
+        finally:
+            con.close()
+
+    assert not nullable("tier_reason")
+    alter("alter table history.customer_history alter column tier_reason drop not null")  # as built before
+    assert nullable("tier_reason")
+    run_dbt(["run", "--select", "customer_history"], "2026-11-01", warehouse=copy)
+    assert not nullable("tier_reason")
+    alter("alter table history.customer_history alter column tier_reason drop not null",
+          """insert into history.customer_history select * replace (date '2011-01-01' as as_of_date,
+             null as tier_reason) from history.customer_history limit 1""")
+    with pytest.raises(DbtFailed, match=r"customer_history(.|\n)*NOT NULL constraint failed: customer_history.tier_reason"):
+        run_dbt(["run", "--select", "customer_history"], "2026-11-01", warehouse=copy)
+
+
 # --- project structure: what an analyst reads (models documented, contracts, selectors, sizes) ---
 
 MODELS_DIR = DBT_PROJECT_DIR / "models"
@@ -384,6 +422,35 @@ def test_published_marts_have_enforced_contracts():
         assert entry.get("config", {}).get("contract", {}).get("enforced") is True, f"{name}: no enforced contract"
         untyped = [c["name"] for c in entry["columns"] if not c.get("data_type")]
         assert not untyped, f"{name}: columns without data_type: {untyped}"
+
+
+def _declared_not_null(entry: dict) -> set[str]:
+    return {c["name"] for c in entry["columns"] if {"type": "not_null"} in (c.get("constraints") or [])}
+
+
+def test_every_sql_model_bi_reads_enforces_its_not_null_columns_in_the_table(built_warehouse):
+    """The SQL models of marts/ and history/ (what BI reads) have enforced contracts whose not_null columns
+    are constraints of the built tables (a null is refused when written, and no test node per column); a
+    Python model has no contract in dbt and keeps not_null tests."""
+    models = _yml_entries("models")
+    con = duckdb.connect(str(built_warehouse[0]), read_only=True)
+    try:
+        required = dict(con.execute("select table_name, list(column_name) filter (where not is_nullable) "
+                                    "from duckdb_columns() where schema_name in ('marts', 'history') "
+                                    "group by 1").fetchall())
+    finally:
+        con.close()
+    for name, path in _model_files().items():
+        if path.relative_to(MODELS_DIR).parts[0] not in ("marts", "history"):
+            continue
+        entry = models[name][1]
+        tested = {c["name"] for c in entry["columns"] if "not_null" in (c.get("data_tests") or [])}
+        if path.suffix == ".py":
+            assert tested and not _declared_not_null(entry), name
+            continue
+        assert entry.get("config", {}).get("contract", {}).get("enforced") is True, f"{name}: no enforced contract"
+        assert not tested, f"{name}: not_null data tests on a contracted model, declare constraints: {tested}"
+        assert set(required[name]) == _declared_not_null(entry), name
 
 
 def test_the_bi_exposure_lists_every_published_model():
