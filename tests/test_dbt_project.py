@@ -428,21 +428,20 @@ def _declared_not_null(entry: dict) -> set[str]:
     return {c["name"] for c in entry["columns"] if {"type": "not_null"} in (c.get("constraints") or [])}
 
 
-def test_every_sql_model_bi_reads_enforces_its_not_null_columns_in_the_table(built_warehouse):
-    """The SQL models of marts/ and history/ (what BI reads) have enforced contracts whose not_null columns
-    are constraints of the built tables (a null is refused when written, and no test node per column); a
-    Python model has no contract in dbt and keeps not_null tests."""
+def test_every_sql_model_enforces_its_not_null_columns_in_the_table(built_warehouse):
+    """Every SQL model has an enforced contract whose not_null columns are constraints of the built table (a
+    null is refused when written, and no test node per column); a Python model has no contract in dbt and
+    keeps not_null tests."""
     models = _yml_entries("models")
     con = duckdb.connect(str(built_warehouse[0]), read_only=True)
     try:
         required = dict(con.execute("select table_name, list(column_name) filter (where not is_nullable) "
-                                    "from duckdb_columns() where schema_name in ('marts', 'history') "
+                                    "from duckdb_columns() where schema_name in "
+                                    "('staging', 'intermediate', 'marts', 'history') "
                                     "group by 1").fetchall())
     finally:
         con.close()
     for name, path in _model_files().items():
-        if path.relative_to(MODELS_DIR).parts[0] not in ("marts", "history"):
-            continue
         entry = models[name][1]
         tested = {c["name"] for c in entry["columns"] if "not_null" in (c.get("data_tests") or [])}
         if path.suffix == ".py":
