@@ -40,6 +40,15 @@ def test_pipeline_order(dagbag):
     assert dag.get_task("outbox").upstream_task_ids == {"publish"}
 
 
+def test_the_runs_last_gate_rebuilds_the_data_docs_index(dagbag):
+    from crmtier.pipeline import DATA_DOCS_INDEX_GATE
+
+    dag = dagbag.dags["crm_pipeline"]
+    gates = [t for t in dag.task_ids if t.startswith("gate_")]
+    last = [t for t in gates if not dag.get_task(t).get_flat_relative_ids(upstream=False) & set(gates)]
+    assert last == [f"gate_{DATA_DOCS_INDEX_GATE}"]
+
+
 def test_dag_settings(dagbag):
     dag = dagbag.dags["crm_pipeline"]
     assert dag.max_active_runs == 1

@@ -543,6 +543,28 @@ def test_results_dir_gets_weighted_results_and_data_docs(good_db, tmp_path):
     assert len(list((results / "gx" / "uncommitted" / "validations").rglob("*.json"))) == 8
 
 
+
+def test_the_data_docs_index_is_rebuilt_when_asked_or_when_the_gate_fails(good_db, tmp_path):
+    """A passing gate renders its pages and leaves the index (all kept results: most of Data Docs' cost)
+    to the run's last gate; a failing gate rebuilds it, so a stopped run's Data Docs list its failure."""
+    results = tmp_path / "gx_results"
+    site = results / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+    def indexed_runs() -> int:
+        return (site / "index.html").read_text().count("raw-gate") if (site / "index.html").exists() else 0
+
+    passed = run_gate(good_db, "raw", raw_params("L1"), results_dir=results, build_index=False)
+    assert passed.success and len(list((site / "validations").rglob("*.html"))) == 4
+    assert indexed_runs() == 0
+    run_gate(good_db, "raw", raw_params("L1"), results_dir=results)  # build_index by default
+    assert indexed_runs() > 0
+    listed = indexed_runs()
+    mutate(good_db, "update raw.orders set status = 'PAID' where order_id = 'O00002'")
+    failed = run_gate(good_db, "raw", raw_params("L1"), results_dir=results, raise_on_failure=False,
+                      build_index=False)
+    assert not failed.success and indexed_runs() > listed
+
+
 def test_suites_are_native_gx_json_and_match_the_vocabularies():
     from great_expectations import ExpectationSuite
 

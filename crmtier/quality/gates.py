@@ -192,14 +192,16 @@ def _announce(result: GateResult, db_path: str | Path, params: dict, raise_on_fa
 
 def run_gate(db_path: str | Path, gate: str, params: dict | None = None, results_dir: str | Path | None = None,
              raise_on_failure: bool = True, *, gates_file: str | Path | None = None,
-             keep_runs: int = 20) -> GateResult:
+             keep_runs: int = 20, build_index: bool = True) -> GateResult:
     """Run one gate of ``expectations/gates.yml`` on a DuckDB warehouse file.
 
     ``params`` fill the SQL placeholders and may override thresholds (suite parameters).
     With ``results_dir``, GX validation results (weighted) and static Data Docs are written under
     ``results_dir/gx`` (the newest ``keep_runs`` runs per check are kept there, which bounds the
     cost of rebuilding the Data Docs index) and a summary JSON per run under
-    ``results_dir/gate_results/<gate>/`` (kept).
+    ``results_dir/gate_results/<gate>/`` (kept). The gate's own Data Docs pages are always rendered;
+    the index page, which lists every kept result and is most of the cost, only with ``build_index``
+    or when the gate failed (the pipeline rebuilds it once per run, at its last gate).
     Raises :class:`GateFailed` when a critical expectation fails (unless ``raise_on_failure`` is
     False), :class:`GateConfigError` for configuration/parameter mistakes.
     """
@@ -222,7 +224,8 @@ def run_gate(db_path: str | Path, gate: str, params: dict | None = None, results
 
     if results_dir is not None:
         try:
-            result.docs_path = _write_results(Path(results_dir), gate, params, values, result, stored, keep_runs)
+            result.docs_path = _write_results(Path(results_dir), gate, params, values, result, stored, keep_runs,
+                                              build_index=build_index or not success)
         except Exception as exc:  # noqa: BLE001 - documentation must never hide the verdict
             log.warning("GX gate %r: writing results/Data Docs failed: %s", gate, exc)
     result.seconds = round(time.perf_counter() - started, 3)
@@ -249,7 +252,7 @@ def _prune_runs(gx_root: Path, gate: str, keep_runs: int) -> None:
 
 
 def _write_results(results_dir: Path, gate: str, params: dict, values: dict, result: GateResult, stored,
-                   keep_runs: int = 20) -> Path | None:
+                   keep_runs: int = 20, build_index: bool = True) -> Path | None:
     """Store the (weighted) GX results in a file context under results_dir and update Data Docs."""
     import fcntl
 
@@ -291,7 +294,7 @@ def _write_results(results_dir: Path, gate: str, params: dict, values: dict, res
             context.validation_results_store.set(key, suite_result)
             keys.append(key)
         _prune_runs(Path(context.root_directory), gate, keep_runs)  # Data Docs' index cost grows with history
-        sites = context.build_data_docs(resource_identifiers=keys) if keys else {}
+        sites = context.build_data_docs(resource_identifiers=keys, build_index=build_index) if keys else {}
     summary["data_docs"] = sites
     (summary_dir / f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}.json").write_text(
         json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
