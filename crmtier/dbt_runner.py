@@ -109,6 +109,7 @@ def _invoke(cli_args: list[str], extra_vars: dict | None, database: str, callbac
     afterwards, so the gates and the next writer can open it."""
     key = json.dumps([extra_vars or {}, database], sort_keys=True)
     try:
+        name_behavior_flags_without_reading_files()
         if key not in _MANIFESTS:
             with long_lived():  # dbt's modules and the manifest live as long as the process
                 parsed = _parse(cli_args, key, callback)
@@ -121,6 +122,33 @@ def _invoke(cli_args: list[str], extra_vars: dict | None, database: str, callbac
         return result.success, str(result.exception) if result.exception else ""
     finally:
         _close_duckdb()
+
+
+def name_behavior_flags_without_reading_files() -> None:
+    """Give dbt_common's behaviour flags the name of the module that declared them without inspect.stack().
+
+    Each dbt command registers the adapter, whose behaviour flags (`BehaviorFlagRendered`) name the module
+    that declared them by walking `inspect.stack()`, evaluated even when the flag names its source; that
+    reads the source lines of every frame of the stack, ~60 of them inside an Airflow task: 0.25-0.45 s per
+    dbt command (py-spy of the runner). The same name comes from the frames' globals, reading no file.
+    Installed once per process; `__wrapped__` keeps dbt's own function (tests compare the two)."""
+    from dbt_common import behavior_flags
+
+    own = behavior_flags.BehaviorFlagRendered.__dict__["_default_source"].__func__
+    if hasattr(own, "__wrapped__"):
+        return
+
+    def default_source() -> str:
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__")
+            if module and module != behavior_flags.__name__ and module in sys.modules:
+                return module
+            frame = frame.f_back
+        return "Unknown"
+
+    default_source.__wrapped__ = own
+    behavior_flags.BehaviorFlagRendered._default_source = staticmethod(default_source)
 
 
 def _parse(cli_args: list[str], key: str, callback):
