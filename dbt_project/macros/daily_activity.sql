@@ -33,21 +33,25 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The rows a build writes: the new `activity` rows of the `rebuilt` customers, and a placeholder row
-    (customer only) for each rebuilt customer with no activity left (delete+insert replaces a customer's
-    rows only when the build has a row for it; readers filter on the day, so it counts nothing). Every
-    row carries the staging load sequence `staged` had reached: the next run's watermark. -#}
+{#- The rows a build writes: the new `activity` rows of the `rebuilt` customers, and on an incremental
+    run a placeholder row (customer only) for each rebuilt customer with no activity left (delete+insert
+    replaces a customer's rows only when the build has a row for it; readers filter on the day, so it
+    counts nothing). A full build rebuilds the customers of its activity rows, so it has none (and
+    DuckDB would store every activity row to look: W10 cold, events 4.1 -> 2.2 s). Every row carries
+    the staging load sequence `staged` had reached: the next run's watermark. -#}
 {% macro rows_of_rebuilt_customers(rebuilt, activity, staged) -%}
     select
         *,
         (select coalesce(max(load_seq), 0) from {{ staged }}) as through_load_seq
     from {{ activity }}
+    {%- if is_incremental() %}
     union all by name
     select
         customer_id,
         (select coalesce(max(load_seq), 0) from {{ staged }}) as through_load_seq
     from {{ rebuilt }}
     anti join {{ activity }} using (customer_id)
+    {%- endif %}
 {%- endmacro %}
 
 {#- Sums of the daily activity rows a customer has (in a group by customer): a count as a bigint (0
@@ -62,8 +66,13 @@
 
 {#- No two rows of a daily activity table share `columns`, checked on the customers the last build
     rebuilt (their rows carry the table's largest through_load_seq; a full build rebuilds everyone): the
-    others were checked when they were last rebuilt, and a daily run does not group all of history. -#}
+    others were checked when they were last rebuilt, and a daily run does not group all of history.
+    When every row carries the same through_load_seq (a full build) every customer was rebuilt, and the
+    rows are grouped without joining the customers back (W10 cold, events: 3.4 -> 1.9 s). -#}
 {% test unique_among_rebuilt_customers(model, columns) %}
+
+    {%- set everyone_rebuilt = execute and run_query(
+        "select min(through_load_seq) = max(through_load_seq) from " ~ model).rows[0][0] %}
 
     with rebuilt_customers as (
         select distinct customer_id
@@ -75,7 +84,9 @@
         {{ columns | join(', ') }},
         count(*) as duplicate_rows
     from {{ model }}
+    {%- if not everyone_rebuilt %}
     semi join rebuilt_customers using (customer_id)
+    {%- endif %}
     group by {{ columns | join(', ') }}
     having count(*) > 1
 

@@ -43,11 +43,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The hint for a staging model's `source` CTE: on an incremental run rows_of_changed_keys reads it twice
-    (the keys of new loads, then every version of those keys), and DuckDB materialises a CTE read twice:
-    all of raw, computed and stored on every run (9 s for 20M events with no new rows). Inlined, the
-    first read is pruned to the new loads by _load_seq and the second only computes the keys. A full
-    build reads it once per use in latest_version and keeps DuckDB's default. -#}
+{#- The hint for a staging model's `source` CTE: `not materialized`. It is read twice (rows_of_changed_keys
+    on an incremental run, then latest_version on every build), and DuckDB materialises a CTE read twice:
+    all of raw, computed and stored on every run (9 s for 20M events with no new rows). Inlined, an
+    incremental run prunes the first read to the new loads by _load_seq, and a full build computes only
+    the keys for latest_version's repeated hashes instead of storing every row (W10 cold, alone: events
+    11.5 -> 8.4 s, orders 10.1 -> 7.1 s). -#}
 {% macro source_cte_hint() -%}
-    {%- if is_incremental() %}not materialized {% endif -%}
+    {{ return('not materialized ') }}
 {%- endmacro %}
