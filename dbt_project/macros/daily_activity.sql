@@ -3,24 +3,15 @@
     build, and keeps the rest. They hold no as-of date, rate or vocabulary: every as-of date, fx rate
     and window reads them (int_customer_*_aggregated), so any date rebuilds to the same answer. -#}
 
-{#- The staging load sequence this model has seen: rows of `staged` above it are new or changed. -#}
-{% macro activity_watermark() -%}
-    {%- if is_incremental() -%}
-    (select coalesce(max(through_load_seq), 0) from {{ this }})
-    {%- else -%}
-    -1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Customers whose activity must be rebuilt: on a full build all of `staged`'s; on an incremental run
-    the customer of every new or changed row of `staged` (a staging model keyed by `key`) and the
-    customers of the earlier versions of those keys in raw table `raw_table` (an order re-exported under
-    another customer leaves the first customer's days). Earlier versions are matched on `raw_key`, the
-    raw column staging trims into `key`. -#}
+{#- Customers an incremental run rebuilds (a full build rebuilds everyone and calls this not): the customer
+    of every new or changed row of `staged` (a staging model keyed by `key`: a load_seq above the one
+    this table has seen) and the customers of the earlier versions of those keys in raw table
+    `raw_table` (an order re-exported under another customer leaves the first customer's days). Earlier
+    versions are matched on `raw_key`, the raw column staging trims into `key`. -#}
 {% macro customers_to_rebuild(staged, key, raw_table, raw_key) -%}
-    {%- if is_incremental() -%}
     with changed as materialized (
-        select {{ key }}, customer_id from {{ staged }} where load_seq > {{ activity_watermark() }}
+        select {{ key }}, customer_id from {{ staged }}
+        where load_seq > (select coalesce(max(through_load_seq), 0) from {{ this }})
     )
     select customer_id from changed
     union
@@ -28,9 +19,6 @@
     from {{ source('crm', raw_table) }} as raw_rows
     {{ join_load_settings('raw_rows') }}
     semi join changed on trim(raw_rows.{{ raw_key }}) = changed.{{ key }}
-    {%- else -%}
-    select distinct customer_id from {{ staged }}
-    {%- endif -%}
 {%- endmacro %}
 
 {#- The rows a build writes: the new `activity` rows of the `rebuilt` customers, and on an incremental

@@ -9,13 +9,17 @@ events as not materialized (
 
 ),
 
+{%- if is_incremental() %}
+
 rebuilt_customers as materialized (
 
-    -- every customer on a full build; those whose events changed since the last build otherwise (an
-    -- event without an id is keyed by its customer, time and type: an earlier version has the same customer)
+    -- only on an incremental run (a full build rebuilds everyone): the customers whose events
+    -- changed since the last build (an event without an id is keyed by its customer, time and type:
+    -- an earlier version has the same customer)
     {{ customers_to_rebuild('events', 'event_id', 'events', 'event_id') }}
 
 ),
+{%- endif %}
 
 daily as (
 

@@ -9,12 +9,16 @@ orders as not materialized (
 
 ),
 
+{%- if is_incremental() %}
+
 rebuilt_customers as materialized (
 
-    -- every customer on a full build; those whose orders changed since the last build otherwise
+    -- only on an incremental run (a full build rebuilds everyone): the customers whose orders
+    -- changed since the last build
     {{ customers_to_rebuild('orders', 'order_id', 'orders', 'order_id') }}
 
 ),
+{%- endif %}
 
 daily as (
 
