@@ -17,15 +17,34 @@ if TYPE_CHECKING:  # pragma: no cover
 TIMESTAMP_COLUMNS = {"customers": ("created_at",), "orders": ("order_time",), "events": ("event_time",)}
 
 
-def _unreadable_timestamp(col: str) -> str:
-    """SQL: true when staging could not read the timestamp: not a timestamp, or written with an
-    offset or zone DuckDB does not know (staging's `utc_timestamp` macro,
-    dbt_project/macros/staging_values.sql, reads written zones as timestamptz, e.g. Europe/Berlin)."""
+def _parsed_column(col: str) -> str:
+    """The column `rule_rows` adds with `col` parsed once as a timestamp (null when unreadable)."""
+    return f"_parsed_{col}"
+
+
+def _parsed(col: str) -> str:
+    # a date has digits: `infinity`, `epoch`, `now` are words DuckDB would take as timestamps
+    return f"case when regexp_matches({col}, '\\d') then try_cast({col} as timestamp) end"
+
+
+def _unreadable_zone(col: str) -> str:
+    """SQL: true when a timestamp is written with an offset or zone DuckDB does not know (staging's
+    `utc_timestamp` macro, dbt_project/macros/staging_values.sql, reads written zones as timestamptz,
+    e.g. Europe/Berlin)."""
     has_zone_name = rf"regexp_matches({col}, '(?i)\d:\d\d.*[a-z]{{2}}')"
     as_written = rf"regexp_replace(regexp_replace(trim({col}), '\[[^\]]*\]$', ''), '\s+([+-]\d)', '\1')"
     # (the raw gate checks the same try_cast: a value it refuses is quarantined here first)
-    return (f"(try_cast({col} as timestamp) is null "
-            f"or ({has_zone_name} and try_cast({as_written} as timestamptz) is null))")
+    return f"({has_zone_name} and try_cast({as_written} as timestamptz) is null)"
+
+
+def rule_rows(entity: str, key: str) -> str:
+    """SQL `from` clause the rules are evaluated on: the staged rows (`_incoming`) with each timestamp
+    column parsed once, as both the unreadable and the impossible-date rules read it (parsed in each
+    rule, the pass took 4.3 s instead of 3.2 s on W10's 20M events, 3.4 s instead of 2.7 s on its 10M
+    orders), and the file's repeated ids (`_repeated`)."""
+    parsed = ", ".join(f"{_parsed(col)} as {_parsed_column(col)}" for col in TIMESTAMP_COLUMNS[entity])
+    return (f"from (select *, {parsed} from _incoming) as _incoming "
+            f"left join _repeated on trim(_incoming.{key}) = _repeated._key")
 
 
 def _rules(entity: str, exported_at: datetime, settings: IngestSettings, order_lines: bool = False,
@@ -44,9 +63,8 @@ def _rules(entity: str, exported_at: datetime, settings: IngestSettings, order_l
     if entity == "orders":
         rules.append((blank("customer_id"), "missing_id", "'customer_id'"))
     for col in TIMESTAMP_COLUMNS[entity]:
-        # a date has digits: `infinity`, `epoch`, `now` are words DuckDB would take as timestamps
-        parsed = f"(case when regexp_matches({col}, '\\d') then try_cast({col} as timestamp) end)"
-        rules += [(f"not regexp_matches({col}, '\\d') or {_unreadable_timestamp(col)}", "unparseable_timestamp",
+        parsed = _parsed_column(col)
+        rules += [(f"{parsed} is null or {_unreadable_zone(col)}", "unparseable_timestamp",
                    f"'{col}=' || coalesce({col}, '')"),
                   (f"{parsed} < {earliest}::timestamp or {parsed} > '{latest}'::timestamp", "impossible_date",
                    f"'{col}=' || {col} || ' (outside {settings.earliest_date} .. export date + "
@@ -94,7 +112,7 @@ def _split_valid(con, entity: str, source: str, file_name: str, digest: str, loa
     rules = _rules(entity, exported_at, settings, order_lines, credit_notes)
     code = "case " + " ".join(f"when {cond} then {_sql_str(c)}" for cond, c, _ in rules) + " else null end"
     detail = "case " + " ".join(f"when {cond} then {d}" for cond, _, d in rules) + " else null end"
-    source_rows = f"""from _incoming left join _repeated on trim(_incoming.{key}) = _repeated._key"""
+    source_rows = rule_rows(entity, key)
     # The rules (regular expressions, timestamp casts) are evaluated in one pass over the file, which
     # keeps only the (few) failing rows; loading and quarantining then join on those row numbers.
     con.execute(f"""
