@@ -36,3 +36,27 @@ def test_the_fixed_cost_shows_the_collector_time_the_runner_printed_last():
     assert seconds == float(printed.split("s;")[0])
     assert collector_phase(lines[:1]) == [("Python garbage collection, 900 collections (whole process)", 0.41)]
     assert collector_phase(["no collector line"]) == []
+
+
+def test_the_fixed_cost_is_judged_at_the_small_scale_and_printed_beside_the_big_one(tmp_path):
+    """The no-new-files row the target judges is the 5,000-customer run (Airflow, dbt and GX start-up);
+    the big workload's no-new-files run is judged by the same target on its own row, not hidden."""
+    from crmtier.bench import SMALL_CUSTOMERS, _BenchRuns, _issue_table
+
+    def run(label, seconds):
+        return Measured(label, seconds, "0.1", "0.2")
+
+    results = _BenchRuns(10, 1, run("script", 5.0), tmp_path, run("cold", 120.0), run("daily", 55.0),
+                         run("W10 no new files", 49.0), run("floor", 7.0), 0, run("W1 cold", 22.0),
+                         run("W1 daily", 18.0), run("warm", 12.0), run("fresh", 14.0),
+                         run("5k no new files", 9.5))
+    rows = {cells[0]: cells for cells in _issue_table(results)}
+    small = rows[f"run with no new files (fixed cost), {SMALL_CUSTOMERS:,} customers"]
+    big = rows["run with no new files, W10 (fixed cost + a date's marts over every customer)"]
+    assert small[1:4] == ("9.5s (Airflow floor 7.0s)", "≤ 12 s", "yes")
+    assert big[1:4] == ("49.0s (Airflow floor 7.0s)", "≤ 12 s", "NO")
+    without_small = _BenchRuns(*[getattr(results, f) for f in ("scale", "tenth", "hand", "home", "cold", "daily",
+                                                                "idle", "floor", "disk", "cold_small",
+                                                                "daily_small")], None, None)
+    labels = [cells[0] for cells in _issue_table(without_small)]
+    assert not any("fixed cost)," in label for label in labels) and big[0] in labels
