@@ -359,7 +359,8 @@ def _parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=10.0, help="W<scale>: scale × 100,000 customers (default 10)")
     parser.add_argument("--as-of", default="2026-11-01")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "var" / "bench")
-    parser.add_argument("--skip-small", action="store_true", help="leave out the three 5,000-customer runs (cold, fresh home, no new files)")
+    parser.add_argument("--skip-small", action="store_true",
+                        help="leave out the three 5,000-customer runs (cold, fresh home, no new files)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
