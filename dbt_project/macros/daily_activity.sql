@@ -62,18 +62,16 @@
     {%- set everyone_rebuilt = execute and run_query(
         "select min(through_load_seq) = max(through_load_seq) from " ~ model).rows[0][0] %}
 
-    with rebuilt_customers as (
-        select distinct customer_id
-        from {{ model }}
-        where through_load_seq = (select max(through_load_seq) from {{ model }})
-    )
-
     select
         {{ columns | join(', ') }},
         count(*) as duplicate_rows
     from {{ model }}
     {%- if not everyone_rebuilt %}
-    semi join rebuilt_customers using (customer_id)
+    semi join (
+        select distinct customer_id
+        from {{ model }}
+        where through_load_seq = (select max(through_load_seq) from {{ model }})
+    ) as rebuilt_customers using (customer_id)
     {%- endif %}
     group by {{ columns | join(', ') }}
     having count(*) > 1

@@ -2,8 +2,9 @@
 
 with
 
-source as {{ source_cte_hint() }}(
+source as not materialized (
 
+    -- read where used: stored, it would hold all of raw (macros/latest_version.sql)
     -- customer ids as the load's mapping says to match them (trim by default)
     select
         raw_customers.* replace (

@@ -2,8 +2,9 @@
 
 with
 
-source as {{ source_cte_hint() }}(
+source as not materialized (
 
+    -- read where used: stored, it would hold all of raw (macros/latest_version.sql)
     select
         raw_events.* replace (
             {{ normalize_customer_id('raw_events.customer_id', 'load_settings.id_normalize') }} as customer_id
