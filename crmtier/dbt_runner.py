@@ -48,11 +48,23 @@ def seeds_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
     """What the seed tables and the seeds' tests are made from: every file of the seeds and macros
     folders, dbt_project.yml (seed column types, test severity) and dbt's version. An edit to any of
     them makes the next staging stage load and test the seeds again (crmtier.pipeline.dbt_step)."""
+    return _files_fingerprint(project_dir, [project_dir / "dbt_project.yml",
+                                            *sorted((project_dir / "seeds").rglob("*")),
+                                            *sorted((project_dir / "macros").rglob("*"))])
+
+
+def project_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
+    """Every file of the dbt project (models, tests, macros, seeds, selectors, dbt_project.yml; not dbt's
+    target and logs) and dbt's version: what the staging tables are built and tested with, besides raw."""
+    skipped = {"target", "logs", "dbt_packages"}
+    return _files_fingerprint(project_dir, [path for path in sorted(project_dir.rglob("*"))
+                                            if not skipped & set(path.relative_to(project_dir).parts)])
+
+
+def _files_fingerprint(project_dir: Path, files: list[Path]) -> str:
     from dbt.version import __version__ as dbt_version
 
     digest = hashlib.sha256(f"dbt {dbt_version}".encode())
-    files = [project_dir / "dbt_project.yml", *sorted((project_dir / "seeds").rglob("*")),
-             *sorted((project_dir / "macros").rglob("*"))]
     for path in files:
         if path.is_file():
             digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -28,6 +28,9 @@ STAGE_SELECTORS = {"staging": "pipeline_staging", "marts": "pipeline_marts"}
 # the very files of this checkout (their fingerprint, kept beside them in SEEDS_BUILT)
 STAGING_WITHOUT_SEEDS = "pipeline_staging_models"
 SEEDS_BUILT = "config._seeds_built"
+# ...and no dbt staging at all when the staging tables were built and tested from the same loads and project
+# files (a date with no new files: an incremental build would find no key to stage and pass the same tests)
+STAGING_BUILT = "config._staging_built"
 
 
 def progress(message: str) -> None:
@@ -171,42 +174,75 @@ def stage_args(stage: str, full_refresh: bool = False, seeds_built: bool = False
     return [*args, "--full-refresh"] if full_refresh else args
 
 
-def seeds_built_from(warehouse: Path, fingerprint: str) -> str | None:
-    """When the seed tables were built and tested from files of this fingerprint, or None: never, from
-    other files, or a seed table is missing since."""
+def built_from(warehouse: Path, record: str, fingerprint: str, tables: set[str]) -> str | None:
+    """When `tables` ("schema.name") were last built and tested from inputs of this fingerprint (the row of
+    table `record`), or None: never, from other inputs, or one of the tables is missing since."""
     import duckdb
-
-    from crmtier.seeds import SEEDS_DIR
 
     if not warehouse.exists():
         return None
-    schema, table = SEEDS_BUILT.split(".")
-    seeds = {path.stem for path in SEEDS_DIR.glob("*.csv")}
     con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         present = {name for (name,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()}
-        if table not in present or not seeds <= present:
+            "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+        if record not in present or not tables <= present:
             return None
-        row = con.execute(f"select built_at::varchar from {SEEDS_BUILT} where fingerprint = ?",
-                          [fingerprint]).fetchone()
+        row = con.execute(f"select built_at::varchar from {record} where fingerprint = ?", [fingerprint]).fetchone()
         return row[0] if row else None
     finally:
         con.close()
 
 
-def _record_seeds_built(warehouse: Path, fingerprint: str | None) -> None:
-    """Forget the seeds' fingerprint before a build that loads them (a failed one leaves none); record it after."""
+def _record_built(warehouse: Path, record: str, fingerprint: str | None) -> None:
+    """Forget what the tables were built from before a build that writes them (a failed one leaves no
+    record); record the fingerprint after."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), config=duckdb_config())
     try:
-        con.execute(f"create schema if not exists {SEEDS_BUILT.split('.')[0]}")
-        con.execute(f"create or replace table {SEEDS_BUILT} (fingerprint varchar, built_at timestamp)")
+        con.execute(f"create schema if not exists {record.split('.')[0]}")
+        con.execute(f"create or replace table {record} (fingerprint varchar, built_at timestamp)")
         if fingerprint:
-            con.execute(f"insert into {SEEDS_BUILT} values (?, now())", [fingerprint])
+            con.execute(f"insert into {record} values (?, now())", [fingerprint])
     finally:
         con.close()
+
+
+def seed_tables() -> set[str]:
+    from crmtier.seeds import SEEDS_DIR
+
+    return {f"{SEEDS_BUILT.split('.')[0]}.{path.stem}" for path in SEEDS_DIR.glob("*.csv")}
+
+
+def staging_tables() -> set[str]:
+    from crmtier.paths import DBT_PROJECT_DIR
+
+    return {f"staging.{path.stem}" for path in (DBT_PROJECT_DIR / "models" / "staging").rglob("*.sql")}
+
+
+def staging_fingerprint(warehouse: Path) -> str | None:
+    """What the staging tables are built and tested from: the loads of raw.load_log (id, sequence, status,
+    rows; a load, a supersession or a retraction changes it), every file of the dbt project and dbt's
+    version. None without a warehouse. Staging reads no as-of date: a new date alone changes nothing."""
+    import hashlib
+
+    import duckdb
+
+    from crmtier.dbt_runner import project_fingerprint
+
+    if not warehouse.exists():
+        return None
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
+    try:
+        if not con.execute("select count(*) from information_schema.tables "
+                           "where table_schema = 'raw' and table_name = 'load_log'").fetchone()[0]:
+            return None
+        loads = con.execute("""select coalesce(string_agg(concat_ws('|', load_id, load_seq, status, rows_loaded,
+                                                                    retracted_at), ',' order by load_seq, load_id), '')
+                               from raw.load_log""").fetchone()[0]
+    finally:
+        con.close()
+    return hashlib.sha256(f"{project_fingerprint()}\0{loads}".encode()).hexdigest()[:16]
 
 
 @timed("dbt {stage}")
@@ -214,18 +250,31 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
     from crmtier.dbt_runner import run_dbt, seeds_fingerprint
 
     warehouse = get_paths().warehouse
+    staged = staging_fingerprint(warehouse) if stage == "staging" else None
+    # the stage builds the seeds too: a dropped seed table runs it
+    unchanged = (built_from(warehouse, STAGING_BUILT, staged, staging_tables() | seed_tables())
+                 if staged and not full_refresh else None)
+    if unchanged:
+        progress(f"dbt staging: not run: the staging tables were built and tested at {unchanged} from the same "
+                 "loads and dbt project files (no file loaded or retracted since)")
+        report_staging_warnings(as_of_date)
+        return
     fingerprint = seeds_fingerprint() if stage == "staging" else None
-    built = seeds_built_from(warehouse, fingerprint) if fingerprint and not full_refresh else None
+    built = built_from(warehouse, SEEDS_BUILT, fingerprint, seed_tables()) if fingerprint and not full_refresh else None
     args = stage_args(stage, full_refresh, seeds_built=bool(built))
     progress(f"dbt {stage}: dbt {' '.join(args)} (as of {as_of_date})"
              + (f"; seeds not reloaded: built and tested from the same files at {built}" if built else ""))
     try:
         with writer_step():
-            if fingerprint and not built and warehouse.exists():
-                _record_seeds_built(warehouse, None)
+            if stage == "staging" and warehouse.exists():
+                _record_built(warehouse, STAGING_BUILT, None)
+                if not built:
+                    _record_built(warehouse, SEEDS_BUILT, None)
             output = run_dbt(args, as_of_date, fault_point_name=f"dbt_{stage}")
             if fingerprint and not built:
-                _record_seeds_built(warehouse, fingerprint)
+                _record_built(warehouse, SEEDS_BUILT, fingerprint)
+            if staged:
+                _record_built(warehouse, STAGING_BUILT, staged)
     except Exception as exc:
         if type(exc).__name__ == "DbtFailed":
             fail_without_retry(f"dbt {stage} failed: nothing downstream runs, nothing is published.\n{exc}")

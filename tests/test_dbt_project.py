@@ -532,7 +532,7 @@ def test_staging_reloads_the_seeds_only_when_they_or_their_table_changed(tmp_pat
     """The staging stage loads and tests the seeds when the warehouse has not got them from the same files:
     the first time, after a seed table is dropped, on a full refresh; otherwise it builds the staging models
     and all their tests, those reading a seed included."""
-    from crmtier.pipeline import SEEDS_BUILT, dbt_step
+    from crmtier.pipeline import SEEDS_BUILT, STAGING_BUILT, dbt_step
 
     monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / "var"))
     generate(tmp_path / "landing", 60, seed=5, as_of="2011-06-30")
@@ -540,9 +540,17 @@ def test_staging_reloads_the_seeds_only_when_they_or_their_table_changed(tmp_pat
     ingest_landing(db, tmp_path / "landing")
     seeds = {path.stem for path in (DBT_PROJECT_DIR / "seeds").glob("*.csv")}
 
+    def forget_staging() -> None:  # as a new load does: staging runs again (else it is not run at all)
+        con = duckdb.connect(str(db))
+        try:
+            con.execute(f"delete from {STAGING_BUILT}")
+        finally:
+            con.close()
+
     dbt_step("staging", "2011-06-30")
     assert _built("seed") == seeds
     first_tests = _built("test")
+    forget_staging()
     dbt_step("staging", "2011-06-30")
     assert _built("seed") == set()
     kept_tests = _built("test")
@@ -566,6 +574,93 @@ def test_staging_reloads_the_seeds_only_when_they_or_their_table_changed(tmp_pat
         assert con.execute(f"select count(*) from {SEEDS_BUILT}").fetchone() == (1,)
     finally:
         con.close()
+
+
+def test_staging_is_not_run_again_until_a_load_or_a_project_file_changes(tmp_path, monkeypatch, caplog):
+    """A date with no new file does not run dbt staging: its tables were built and tested from the same loads
+    and project files. A new load, a retraction, an edited project file, a full refresh, or an earlier build
+    that failed runs it; the rows it stages are the new ones."""
+    import logging
+
+    from crmtier.dbt_runner import DbtFailed
+    from crmtier.ingest.landing import retract_load
+    from crmtier.pipeline import STAGING_BUILT, dbt_step
+    from tests.conftest import write_csv
+
+    monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / "var"))
+    landing = tmp_path / "landing"
+    generate(landing, 60, seed=5, as_of="2011-06-30")
+    db = tmp_path / "var" / "warehouse" / "crm.duckdb"
+    ingest_landing(db, landing)
+
+    def staging_ran(as_of: str, **kw) -> bool:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="crmtier"):
+            dbt_step("staging", as_of, **kw)
+        skipped = [r.message for r in caplog.records if "dbt staging: not run" in r.message]
+        assert len(skipped) <= 1
+        return not skipped
+
+    def staged_order_ids() -> set[str]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return {r[0] for r in con.execute("select order_id from staging.stg_crm__orders").fetchall()}
+        finally:
+            con.close()
+
+    assert staging_ran("2011-06-30")
+    assert not staging_ran("2011-07-01")  # a new date, no new file
+    assert not staging_ran("1997-03-01")
+
+    write_csv(landing / "generic" / "orders" / "late.csv", "order_id,customer_id,order_time,amount,currency,status",
+              ["LATE-1,C0000001,2011-07-01 10:00:00,12.50,CNY,paid"])
+    new_load = ingest_landing(db, landing).load_ids
+    assert staging_ran("2011-07-01") and "LATE-1" in staged_order_ids()
+    assert not staging_ran("2011-07-02")
+
+    retract_load(db, new_load[0])
+    assert staging_ran("2011-07-02") and "LATE-1" not in staged_order_ids()
+    assert not staging_ran("2011-07-02")
+
+    monkeypatch.setattr("crmtier.dbt_runner.project_fingerprint", lambda: "an edited model")
+    assert staging_ran("2011-07-02")
+    assert not staging_ran("2011-07-02")
+    assert staging_ran("2011-07-02", full_refresh=True)
+
+    def failing_dbt(*args, **kwargs):
+        raise DbtFailed("a failing test")
+
+    with monkeypatch.context() as failing, pytest.raises(Exception, match="dbt staging failed"):
+        failing.setattr("crmtier.dbt_runner.run_dbt", failing_dbt)
+        dbt_step("staging", "2011-07-02", full_refresh=True)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute(f"select count(*) from {STAGING_BUILT}").fetchone() == (0,)
+    finally:
+        con.close()
+    assert staging_ran("2011-07-02")
+
+
+def test_the_project_fingerprint_follows_every_project_file_but_dbt_output(tmp_path):
+    import shutil
+
+    from crmtier.dbt_runner import project_fingerprint
+
+    project = tmp_path / "project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    before = project_fingerprint(project)
+    assert project_fingerprint(DBT_PROJECT_DIR) == before
+    for output in ("target/run_results.json", "logs/dbt.log"):
+        (project / output).parent.mkdir(parents=True, exist_ok=True)
+        (project / output).write_text("{}")
+    assert project_fingerprint(project) == before
+    for edited in (next((project / "models" / "staging").rglob("*.sql")), next((project / "models").rglob("*.yml")),
+                   project / "selectors.yml", next((project / "seeds").glob("*.csv"))):
+        original = edited.read_bytes()
+        edited.write_bytes(original + b"\n")
+        assert project_fingerprint(project) != before, edited.name
+        edited.write_bytes(original)
+    assert project_fingerprint(project) == before
 
 
 def test_the_seeds_fingerprint_follows_seeds_macros_and_project_not_models(tmp_path):

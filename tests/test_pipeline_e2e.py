@@ -81,8 +81,12 @@ def test_rows_reconcile_from_landing_to_raw(demo_run):
 
 
 def test_second_run_of_the_same_date_gives_identical_tables(demo_run):
+    """... without running dbt staging: no file was loaded since its tables were built and tested."""
     assert demo_run["code"] == 0
     assert run_dag(AS_OF, demo_run["landing"], quiet=True) == 0
+    log = (demo_run["home"] / "logs" / f"run-{AS_OF}.log").read_text()
+    assert "dbt staging: not run: the staging tables were built and tested at" in log
+    assert "dbt staging: dbt build" not in log and "dbt marts: dbt build" in log
     again = published(get_paths().publish)
     assert again.keys() == demo_run["first"].keys()
     for name, frame in demo_run["first"].items():
