@@ -102,7 +102,7 @@ def test_incremental_staging_equals_full_refresh(tmp_path, monkeypatch):
     def orders():
         con = duckdb.connect(str(db), read_only=True)
         try:
-            return con.execute("select * exclude (load_id, load_seq) from staging.stg_crm__orders "
+            return con.execute("select * exclude (load_id, load_seq, through_load_seq) from staging.stg_crm__orders "
                                "order by order_id").df()
         finally:
             con.close()
@@ -276,27 +276,30 @@ def test_windows_moved_by_the_day_equal_a_full_rebuild(tmp_path, monkeypatch):
     step("2026-11-02", extra_vars={"rfm_window_days": 60}, kept=False)
 
 
-def test_a_day_row_written_twice_fails_the_day_table_uniqueness_test(built_warehouse, tmp_path):
-    """unique_among_rebuilt_customers finds a repeated day row of a rebuilt customer (rows are grouped by
-    hash, then checked on the columns), also when the older copy is a row the last build did not replace."""
+@pytest.mark.parametrize("table, only", [("intermediate.int_customer_daily_events", "where activity_date is not null"),
+                                         ("staging.stg_crm__events", ""), ("staging.stg_crm__orders", "")])
+def test_a_row_written_twice_fails_the_uniqueness_test_of_an_incremental_table(built_warehouse, tmp_path, table, only):
+    """unique_among_rebuilt finds a repeated row (a day row of a rebuilt customer, a staged key), also when
+    the older copy is a row the last build did not replace."""
     import shutil
 
     db, _ = built_warehouse
+    model = table.split(".")[1]
+    uniqueness = f"{model},test_name:unique_among_rebuilt"  # (other tests of the module change other rows)
     for label, older in (("the same build", False), ("an older build", True)):
         copy = tmp_path / label.replace(" ", "_") / "crm.duckdb"
         copy.parent.mkdir()
         shutil.copyfile(db, copy)
         con = duckdb.connect(str(copy))
         try:
-            con.execute(f"""insert into intermediate.int_customer_daily_events
+            con.execute(f"""insert into {table}
                             select * replace (through_load_seq - {int(older)} as through_load_seq)
-                            from intermediate.int_customer_daily_events where activity_date is not null
-                            order by all limit 1""")
+                            from {table} {only} order by all limit 1""")
         finally:
             con.close()
-        with pytest.raises(DbtFailed, match="unique_among_rebuilt_customers_int_customer_daily_events"):
-            run_dbt(["test", "--select", "int_customer_daily_events"], "2026-11-01", warehouse=copy)
-    run_dbt(["test", "--select", "int_customer_daily_events"], "2026-11-01", warehouse=db)  # the build's own
+        with pytest.raises(DbtFailed, match=f"unique_among_rebuilt_{model}"):
+            run_dbt(["test", "--select", uniqueness], "2026-11-01", warehouse=copy)
+    run_dbt(["test", "--select", uniqueness], "2026-11-01", warehouse=db)  # the build's own
 
 
 def test_history_tests_check_the_date_the_run_wrote(built_warehouse, tmp_path):

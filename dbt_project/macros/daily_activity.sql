@@ -51,29 +51,3 @@
 {% macro activity_amount(expr, where=none) -%}
     coalesce(sum({{ expr }}){% if where %} filter (where {{ where }}){% endif %}, 0)
 {%- endmacro %}
-
-{#- No two rows of a daily activity table share `columns`, checked on the customers the last build
-    rebuilt (their rows carry the table's largest through_load_seq; a full build rebuilds everyone): the
-    others were checked when they were last rebuilt, and a daily run does not group all of history.
-    When every row carries the same through_load_seq (a full build) every customer was rebuilt, and the
-    rows are grouped without joining the customers back (W10 cold, events: 3.4 -> 1.9 s). -#}
-{% test unique_among_rebuilt_customers(model, columns) %}
-
-    {%- set everyone_rebuilt = execute and run_query(
-        "select min(through_load_seq) = max(through_load_seq) from " ~ model).rows[0][0] %}
-
-    select
-        {{ columns | join(', ') }},
-        count(*) as duplicate_rows
-    from {{ model }}
-    {%- if not everyone_rebuilt %}
-    semi join (
-        select distinct customer_id
-        from {{ model }}
-        where through_load_seq = (select max(through_load_seq) from {{ model }})
-    ) as rebuilt_customers using (customer_id)
-    {%- endif %}
-    group by {{ columns | join(', ') }}
-    having count(*) > 1
-
-{% endtest %}

@@ -47,3 +47,10 @@
     select * from {{ relation }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The load sequence a staging build has seen: the largest of raw.load_log. Every row a build writes
+    carries it, so the last build's rows carry the largest (test unique_among_rebuilt checks their keys):
+    a build writes rows only for keys of a load newer than the table's rows, so after a new load. -#}
+{% macro staged_through_load_seq() -%}
+    (select coalesce(max(load_seq), 0) from {{ source('crm', 'load_log') }})
+{%- endmacro %}

@@ -48,7 +48,8 @@ renamed as (
         _extra as extra_attributes,  -- extra export columns (JSON): attribute tier rules may read them
         _source as source_system,
         _load_id as load_id,
-        _load_seq as load_seq
+        _load_seq as load_seq,
+        {{ staged_through_load_seq() }} as through_load_seq
 
     from latest
 

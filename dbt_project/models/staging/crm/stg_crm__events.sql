@@ -49,7 +49,8 @@ renamed as (
         nullif(lower(trim(channel)), '') as channel,
         _source as source_system,
         _load_id as load_id,
-        _load_seq as load_seq
+        _load_seq as load_seq,
+        {{ staged_through_load_seq() }} as through_load_seq
 
     from latest
 

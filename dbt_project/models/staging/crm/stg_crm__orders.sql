@@ -97,7 +97,8 @@ final as (
         order_status = 'paid' as is_paid,
         source_system,
         load_id,
-        load_seq
+        load_seq,
+        {{ staged_through_load_seq() }} as through_load_seq
 
     from orders
 
