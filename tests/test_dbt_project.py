@@ -644,6 +644,61 @@ def test_staging_is_not_run_again_until_a_load_or_a_project_file_changes(tmp_pat
     assert staging_ran("2011-07-02")
 
 
+def test_field_warnings_add_the_new_loads_and_equal_a_full_refresh(tmp_path, monkeypatch):
+    """stg_crm__field_warnings is incremental by load: a run adds the warnings of new loads once, a run
+    without a customers load adds none, and a table from before it kept load_seq is replaced, not added to."""
+    import shutil
+
+    from tests.conftest import write_csv
+
+    monkeypatch.setenv("CRMTIER_HOME", str(tmp_path / "var"))
+    landing = tmp_path / "landing"
+    generate(landing, 60, seed=5, as_of="2011-06-30")
+    db = tmp_path / "var" / "warehouse" / "crm.duckdb"
+    header = "customer_id,name,gender,birth_date,phone,email,occupation,income,province,city,created_at"
+    model = ["run", "--select", "stg_crm__field_warnings"]
+
+    def warnings(path=db) -> list[tuple]:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return con.execute("""select load_id, load_seq, source_system, file_name, row_number, customer_id,
+                                          field_name, raw_value, warning
+                                   from staging.stg_crm__field_warnings order by all""").fetchall()
+        finally:
+            con.close()
+
+    def full_refresh() -> list[tuple]:
+        copy = tmp_path / "copy" / "crm.duckdb"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copyfile(db, copy)
+        run_dbt([*model, "--full-refresh"], "2011-06-30", warehouse=copy)
+        return warnings(copy)
+
+    write_csv(landing / "generic" / "customers" / "warn1.csv", header,
+              ["W1,甲,M,1980-02-30,,,,,,,2011-01-01 00:00:00"])
+    ingest_landing(db, landing)
+    run_dbt(model, "2011-06-30")
+    first = warnings()
+    assert [(w[5], w[7], w[8]) for w in first if w[5] == "W1"] == [("W1", "1980-02-30", "unreadable_date")]
+
+    write_csv(landing / "generic" / "customers" / "warn2.csv", header, ["W2,乙,F,,,,,abc,,,2011-01-02 00:00:00"])
+    ingest_landing(db, landing)
+    run_dbt(model, "2011-06-30")
+    second = warnings()
+    assert set(first) < set(second) and len(second) == len(set(second)) == len(first) + 1
+    assert second == full_refresh()
+    run_dbt(model, "2011-06-30")  # no new load
+    assert warnings() == second
+
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("alter table staging.stg_crm__field_warnings drop column load_seq")
+    finally:
+        con.close()
+    run_dbt(model, "2011-06-30")
+    assert warnings() == second
+
+
 def test_the_project_fingerprint_follows_every_project_file_but_dbt_output(tmp_path):
     import shutil
 

@@ -1,11 +1,20 @@
 -- Optional customer fields that were present but could not be read: staging keeps the customer
 -- with the field null, and this model keeps the value and why (reported per run in
--- var/reports/<as-of>/warnings.md and the quarantine report). Every loaded version of a row counts.
+-- var/reports/<as-of>/warnings.md and the quarantine report). Every loaded version of a row counts,
+-- so a run adds the warnings of the loads the table has not seen, replacing any of the same load (a
+-- retraction drops staging: the next run rebuilds it).
+{{ config(materialized='incremental', unique_key='load_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
     select * from {{ source('crm', 'customers') }}
+    {%- if is_incremental() and 'load_seq' in (adapter.get_columns_in_relation(this) | map(attribute='name')) %}
+    -- loads after the newest with a warning here: those between had none, and read again add none
+    -- (a table from before load_seq was kept reads every load: all its rows are replaced)
+    where _load_seq > (select coalesce(max(load_seq), 0) from {{ this }})
+    {%- endif %}
 
 ),
 
@@ -19,6 +28,7 @@ typed_fields as (
     ] %}
     select
         _load_id,
+        _load_seq,
         _source,
         _file_name,
         _row_number,
@@ -40,6 +50,7 @@ vendor_fields as (
     -- vendor files: values the mapping could not read, kept by ingest in _extra._invalid
     select
         source._load_id,
+        source._load_seq,
         source._source,
         source._file_name,
         source._row_number,
@@ -56,6 +67,7 @@ final as (
 
     select
         _load_id as load_id,
+        _load_seq as load_seq,
         _source as source_system,
         _file_name as file_name,
         _row_number as row_number,
@@ -69,6 +81,7 @@ final as (
 
     select
         _load_id,
+        _load_seq,
         _source,
         _file_name,
         _row_number,
