@@ -493,12 +493,24 @@ def _issue_table(r: _BenchRuns) -> list[tuple]:
     return table
 
 
+def joint_limit_line(r: _BenchRuns) -> str:
+    """What the first two rows allow together, measured in the same run: cold <= 6 × the script and daily <=
+    0.2 × cold put a daily DagRun at <= 1.2 × the script; beside it, what a DagRun costs with no data to do."""
+    allowed = 0.2 * 6 * r.hand.seconds
+    fixed = r.idle_small or r.idle
+    return (f"rows 1 and 2 together allow a W{r.scale:g} daily DagRun of at most 0.2 × 6 × the script = "
+            f"{allowed:.1f}s; a DagRun with no new files ({fixed.label}) took {fixed.seconds:.1f}s, the one-task "
+            f"Airflow floor {r.floor.seconds:.1f}s: both rows can be met together only if "
+            f"{'they fit' if fixed.seconds <= allowed else 'the fixed cost falls below ' + f'{allowed:.1f}s'}")
+
+
 def _print_issue_table(r: _BenchRuns, table: list[tuple]) -> None:
     print(f"\nissue 13's table (W{r.scale:g}; home {r.home}: {r.disk / 1e9:.2f} GB on disk; "
           f"ru_maxrss of children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024:.2f} GiB)")
     print("| figure | measured | target | met? | load (1/5/15 min) |\n|---|---|---|---|---|")
     for cells in table:
         print("| " + " | ".join(cells) + " |")
+    print(f"\n{joint_limit_line(r)}")
 
 
 def main(argv=None) -> int:

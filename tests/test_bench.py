@@ -60,3 +60,26 @@ def test_the_fixed_cost_is_judged_at_the_small_scale_and_printed_beside_the_big_
                                                                 "daily_small")], None, None)
     labels = [cells[0] for cells in _issue_table(without_small)]
     assert not any("fixed cost)," in label for label in labels) and big[0] in labels
+
+
+def test_the_limit_the_first_two_rows_set_together_is_printed_beside_the_fixed_cost(tmp_path):
+    """cold <= 6 × script and daily <= 0.2 × cold: a daily DagRun <= 1.2 × script, set against the DagRun with
+    no new files (the small one when it ran)."""
+    from crmtier.bench import _BenchRuns, joint_limit_line
+
+    def run(label, seconds):
+        return Measured(label, seconds, "0.1", "0.2")
+
+    results = _BenchRuns(10, 1, run("script", 5.0), tmp_path, run("cold", 120.0), run("daily", 55.0),
+                         run("W10 no new files", 49.0), run("floor", 7.0), 0, run("W1 cold", 22.0),
+                         run("W1 daily", 18.0), run("warm", 12.0), run("fresh", 14.0),
+                         run("5k no new files", 9.5))
+    line = joint_limit_line(results)
+    assert "at most 0.2 × 6 × the script = 6.0s" in line and "(5k no new files) took 9.5s" in line
+    assert "floor 7.0s" in line and line.endswith("the fixed cost falls below 6.0s")
+    without_small = _BenchRuns(*[getattr(results, f) for f in ("scale", "tenth", "hand", "home", "cold", "daily",
+                                                                "idle", "floor", "disk", "cold_small",
+                                                                "daily_small")], None, None)
+    assert "(W10 no new files) took 49.0s" in joint_limit_line(without_small)
+    results.idle_small = run("5k no new files", 5.5)
+    assert joint_limit_line(results).endswith("they fit")
