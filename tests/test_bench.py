@@ -38,48 +38,43 @@ def test_the_fixed_cost_shows_the_collector_time_the_runner_printed_last():
     assert collector_phase(["no collector line"]) == []
 
 
+def _run(label: str, seconds: float) -> Measured:
+    return Measured(label, seconds, "0.1", "0.2")
+
+
+def _results(tmp_path, small: bool = True):
+    """A W10 bench's measurements (made up), with or without the three 5,000-customer runs."""
+    from crmtier.bench import _BenchRuns
+
+    extra = (_run("warm", 12.0), _run("fresh", 14.0), _run("5k no new files", 9.5)) if small else (None, None)
+    return _BenchRuns(10, 1, _run("script", 5.0), tmp_path, _run("cold", 120.0), _run("daily", 55.0),
+                      _run("W10 no new files", 49.0), _run("floor", 7.0), 0, _run("W1 cold", 22.0),
+                      _run("W1 daily", 18.0), *extra)
+
+
 def test_the_fixed_cost_is_judged_at_the_small_scale_and_printed_beside_the_big_one(tmp_path):
     """The no-new-files row the target judges is the 5,000-customer run (Airflow, dbt and GX start-up);
     the big workload's no-new-files run is judged by the same target on its own row, not hidden."""
-    from crmtier.bench import SMALL_CUSTOMERS, _BenchRuns, _issue_table
+    from crmtier.bench import SMALL_CUSTOMERS, _issue_table
 
-    def run(label, seconds):
-        return Measured(label, seconds, "0.1", "0.2")
-
-    results = _BenchRuns(10, 1, run("script", 5.0), tmp_path, run("cold", 120.0), run("daily", 55.0),
-                         run("W10 no new files", 49.0), run("floor", 7.0), 0, run("W1 cold", 22.0),
-                         run("W1 daily", 18.0), run("warm", 12.0), run("fresh", 14.0),
-                         run("5k no new files", 9.5))
-    rows = {cells[0]: cells for cells in _issue_table(results)}
+    rows = {cells[0]: cells for cells in _issue_table(_results(tmp_path))}
     small = rows[f"run with no new files (fixed cost), {SMALL_CUSTOMERS:,} customers"]
     big = rows["run with no new files, W10 (fixed cost + a date's marts over every customer)"]
     assert small[1:4] == ("9.5s (Airflow floor 7.0s)", "≤ 12 s", "yes")
     assert big[1:4] == ("49.0s (Airflow floor 7.0s)", "≤ 12 s", "NO")
-    without_small = _BenchRuns(*[getattr(results, f) for f in ("scale", "tenth", "hand", "home", "cold", "daily",
-                                                                "idle", "floor", "disk", "cold_small",
-                                                                "daily_small")], None, None)
-    labels = [cells[0] for cells in _issue_table(without_small)]
+    labels = [cells[0] for cells in _issue_table(_results(tmp_path, small=False))]
     assert not any("fixed cost)," in label for label in labels) and big[0] in labels
 
 
 def test_the_limit_the_first_two_rows_set_together_is_printed_beside_the_fixed_cost(tmp_path):
     """cold <= 6 × script and daily <= 0.2 × cold: a daily DagRun <= 1.2 × script, set against the DagRun with
     no new files (the small one when it ran)."""
-    from crmtier.bench import _BenchRuns, joint_limit_line
+    from crmtier.bench import joint_limit_line
 
-    def run(label, seconds):
-        return Measured(label, seconds, "0.1", "0.2")
-
-    results = _BenchRuns(10, 1, run("script", 5.0), tmp_path, run("cold", 120.0), run("daily", 55.0),
-                         run("W10 no new files", 49.0), run("floor", 7.0), 0, run("W1 cold", 22.0),
-                         run("W1 daily", 18.0), run("warm", 12.0), run("fresh", 14.0),
-                         run("5k no new files", 9.5))
+    results = _results(tmp_path)
     line = joint_limit_line(results)
     assert "at most 0.2 × 6 × the script = 6.0s" in line and "(5k no new files) took 9.5s" in line
     assert "floor 7.0s" in line and line.endswith("the fixed cost falls below 6.0s")
-    without_small = _BenchRuns(*[getattr(results, f) for f in ("scale", "tenth", "hand", "home", "cold", "daily",
-                                                                "idle", "floor", "disk", "cold_small",
-                                                                "daily_small")], None, None)
-    assert "(W10 no new files) took 49.0s" in joint_limit_line(without_small)
-    results.idle_small = run("5k no new files", 5.5)
+    assert "(W10 no new files) took 49.0s" in joint_limit_line(_results(tmp_path, small=False))
+    results.idle_small = _run("5k no new files", 5.5)
     assert joint_limit_line(results).endswith("they fit")
