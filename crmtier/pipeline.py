@@ -79,7 +79,8 @@ def clean_dead_run_leftovers() -> None:
 
 def timed(stage: str):
     """Record a step's start and duration in <reports>/<as-of>/timings.json (the run report's timings).
-    `stage` may name the step's arguments, e.g. "dbt {stage}"; steps without an as-of date are not recorded."""
+    `stage` may name the step's arguments, e.g. "dbt {stage}"; steps without an as-of date are not recorded.
+    A step that returns {"not_run": why} (its work was done already) has the reason recorded beside its time."""
     def wrap(step):
         signature = inspect.signature(step)
 
@@ -88,14 +89,18 @@ def timed(stage: str):
             arguments = signature.bind(*args, **kwargs).arguments
             as_of = arguments.get("as_of_date") or (arguments.get("params") or {}).get("as_of_date")
             started, clock = datetime.now(UTC).isoformat(), time.perf_counter()
+            result = None
             try:
-                return step(*args, **kwargs)
+                result = step(*args, **kwargs)
+                return result
             finally:
                 if as_of:
                     path = get_paths().reports / str(as_of) / "timings.json"
                     timings = json.loads(path.read_text()) if path.exists() else {}
-                    timings[stage.format(**arguments)] = {"started": started,
-                                                          "seconds": round(time.perf_counter() - clock, 2)}
+                    entry = {"started": started, "seconds": round(time.perf_counter() - clock, 2)}
+                    if isinstance(result, dict) and result.get("not_run"):
+                        entry["not_run"] = result["not_run"]
+                    timings[stage.format(**arguments)] = entry
                     _write_report(str(as_of), "timings.json", timings)
         return run
     return wrap
@@ -246,7 +251,7 @@ def staging_fingerprint(warehouse: Path) -> str | None:
 
 
 @timed("dbt {stage}")
-def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
+def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> dict | None:
     from crmtier.dbt_runner import run_dbt, seeds_fingerprint
 
     warehouse = get_paths().warehouse
@@ -255,10 +260,11 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> None:
     unchanged = (built_from(warehouse, STAGING_BUILT, staged, staging_tables() | seed_tables())
                  if staged and not full_refresh else None)
     if unchanged:
-        progress(f"dbt staging: not run: the staging tables were built and tested at {unchanged} from the same "
-                 "loads and dbt project files (no file loaded or retracted since)")
+        why = (f"the staging tables were built and tested at {unchanged} from the same loads and dbt project "
+               "files (no file loaded or retracted since)")
+        progress(f"dbt staging: not run: {why}")
         report_staging_warnings(as_of_date)
-        return
+        return {"not_run": why}  # the run report says so beside the stage's time
     fingerprint = seeds_fingerprint() if stage == "staging" else None
     built = built_from(warehouse, SEEDS_BUILT, fingerprint, seed_tables()) if fingerprint and not full_refresh else None
     args = stage_args(stage, full_refresh, seeds_built=bool(built))

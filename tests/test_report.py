@@ -180,3 +180,17 @@ def test_quarantine_summary_of_the_run_that_loaded_the_files(report_run):
         assert f"<title>{reason}: {rows:,}</title>" in html
     last = (report_run.home / "reports" / report_run.as_of / "report.html").read_text(encoding="utf-8")
     assert "No file was loaded by this run" in last
+
+
+def test_a_stage_that_was_not_run_says_so_and_why(report_run):
+    """The last date loaded no new file: its report shows dbt staging as not run, with the reason, beside the
+    timings; the first date, which loaded the files, ran it."""
+    import json
+
+    last = report_run.home / "reports" / report_run.as_of
+    first = report_run.home / "reports" / report_run.dates[0]
+    assert "not_run" in json.loads((last / "timings.json").read_text())["dbt staging"]
+    html = (last / "report.html").read_text(encoding="utf-8")
+    assert "dbt staging (not run)" in html
+    assert "dbt staging not run: the staging tables were built and tested at" in html
+    assert "not run" not in (first / "report.html").read_text(encoding="utf-8")

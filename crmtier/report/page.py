@@ -312,8 +312,10 @@ def section_timings(d: dict) -> str:
     if not items:
         return _section("timings", "Run timings", _note("No stage timings recorded."))
     chart = svg.figure("timings", "Seconds per stage", svg.bar_chart(
-        [(name, float(v.get("seconds") or 0)) for name, v in items], "stage timings", unit=" s"))
-    return _section("timings", "Run timings 运行耗时", chart + _note(
+        [(f"{name} (not run)" if v.get("not_run") else name, float(v.get("seconds") or 0)) for name, v in items],
+        "stage timings", unit=" s"))
+    not_run = "".join(_note(f"{name} not run: {v['not_run']}.") for name, v in items if v.get("not_run"))
+    return _section("timings", "Run timings 运行耗时", chart + not_run + _note(
         "Seconds per step of this run; the report step itself is not included."))
 
 
