@@ -198,17 +198,18 @@ def built_from(warehouse: Path, record: str, fingerprint: str, tables: set[str])
         con.close()
 
 
-def _record_built(warehouse: Path, record: str, fingerprint: str | None) -> None:
-    """Forget what the tables were built from before a build that writes them (a failed one leaves no
-    record); record the fingerprint after."""
+def _record_built(warehouse: Path, fingerprints: dict[str, str | None]) -> None:
+    """Set each record (table name: fingerprint) in one connection: None forgets what the tables were built
+    from, before a build that writes them (a failed one leaves no record); a fingerprint records it after."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), config=duckdb_config())
     try:
-        con.execute(f"create schema if not exists {record.split('.')[0]}")
-        con.execute(f"create or replace table {record} (fingerprint varchar, built_at timestamp)")
-        if fingerprint:
-            con.execute(f"insert into {record} values (?, now())", [fingerprint])
+        for record, fingerprint in fingerprints.items():
+            con.execute(f"create schema if not exists {record.split('.')[0]}")
+            con.execute(f"create or replace table {record} (fingerprint varchar, built_at timestamp)")
+            if fingerprint:
+                con.execute(f"insert into {record} values (?, now())", [fingerprint])
     finally:
         con.close()
 
@@ -272,15 +273,14 @@ def dbt_step(stage: str, as_of_date: str, full_refresh: bool = False) -> dict | 
              + (f"; seeds not reloaded: built and tested from the same files at {built}" if built else ""))
     try:
         with writer_step():
-            if stage == "staging" and warehouse.exists():
-                _record_built(warehouse, STAGING_BUILT, None)
-                if not built:
-                    _record_built(warehouse, SEEDS_BUILT, None)
+            # the records this build rewrites: staging's, and the seeds' when it loads them
+            rebuilt = ({STAGING_BUILT: staged} | ({} if built else {SEEDS_BUILT: fingerprint})
+                       if stage == "staging" else {})
+            if rebuilt and warehouse.exists():
+                _record_built(warehouse, dict.fromkeys(rebuilt))
             output = run_dbt(args, as_of_date, fault_point_name=f"dbt_{stage}")
-            if fingerprint and not built:
-                _record_built(warehouse, SEEDS_BUILT, fingerprint)
-            if staged:
-                _record_built(warehouse, STAGING_BUILT, staged)
+            if rebuilt:
+                _record_built(warehouse, rebuilt)
     except Exception as exc:
         if type(exc).__name__ == "DbtFailed":
             fail_without_retry(f"dbt {stage} failed: nothing downstream runs, nothing is published.\n{exc}")
